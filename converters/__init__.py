@@ -1,0 +1,1 @@
+"""Converters between the official TF / HF checkpoints and paddle_electra weights."""

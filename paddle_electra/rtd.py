@@ -1,0 +1,102 @@
+"""The replaced-token-detection objective as pure functions: mask, sample, replace, label.
+
+Shapes: B batch, L sequence length, N = max predictions per sequence, V vocabulary.
+
+Decisions against the official code (electra-reference.md §2, open question 11):
+- Positions are drawn WITHOUT replacement (uniform over candidates). The official `tf.random.categorical` draws with
+  replacement, so duplicates occur and their sampled ids get floor-averaged; that is a quirk, not a design.
+- The number to mask per sequence is the official one: max(1, min(N, round_half_even(real_tokens * mask_prob))),
+  counting [CLS]/[SEP] among the real tokens; [CLS], [SEP], [MASK] and padding are never candidates.
+- 85% of chosen positions become [MASK], 15% keep the original token; no random-token 10% (as the official code).
+- Sampled tokens are written into every chosen position; a position whose sample equals the original is labelled
+  "original" (0), as the official code does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import paddle
+
+
+def max_predictions(max_seq_length: int, mask_prob: float) -> int:
+    """The official N: int((mask_prob + 0.005) * max_seq_length) -> 19 at 128, 79 at 512 for mask_prob 0.15."""
+    return max(1, int((mask_prob + 0.005) * max_seq_length))
+
+
+@dataclass
+class MaskedBatch:
+    """What the generator sees and what it must predict."""
+
+    masked_ids: paddle.Tensor  # [B, L] input with [MASK] at 85% of the chosen positions
+    positions: paddle.Tensor  # [B, N] int64, chosen positions (0 in unused slots)
+    targets: paddle.Tensor  # [B, N] int64, original ids at positions (0 in unused slots)
+    weights: paddle.Tensor  # [B, N] float32, 1 for used slots, 0 for unused
+
+
+def mask_tokens(input_ids, attention_mask, special_ids, mask_token_id, mask_prob=0.15, num_predictions=None,
+                replace_prob=0.85) -> MaskedBatch:
+    """Choose positions to predict and build the generator's input. Random draws use Paddle's global generator."""
+    b, l = input_ids.shape
+    n = num_predictions or max_predictions(l, mask_prob)
+    n = min(n, l)
+    real = attention_mask.astype("bool")
+    candidate = real
+    for token_id in special_ids:
+        candidate = paddle.logical_and(candidate, input_ids != token_id)
+    # how many to mask: round half to even of real_tokens * mask_prob, at least 1, at most N and the candidates
+    num_real = real.astype("float32").sum(axis=1)
+    num_to_mask = paddle.round(num_real * mask_prob)  # Paddle rounds half away from zero; fix the .5 cases below
+    half = (num_real * mask_prob - paddle.floor(num_real * mask_prob)) == 0.5
+    num_to_mask = paddle.where(half & (paddle.floor(num_real * mask_prob) % 2 == 0),
+                               paddle.floor(num_real * mask_prob), num_to_mask)
+    num_candidates = candidate.astype("float32").sum(axis=1)
+    num_to_mask = paddle.minimum(paddle.clip(num_to_mask, min=1.0, max=float(n)), num_candidates)  # [B]
+    # uniform choice without replacement: the top-n of random scores over candidates
+    scores = paddle.where(candidate, paddle.rand([b, l]), paddle.full([b, l], -1.0))
+    top_scores, positions = paddle.topk(scores, k=n, axis=1)  # [B, N]
+    slot = paddle.arange(n, dtype="float32").unsqueeze(0)
+    weights = (slot < num_to_mask.unsqueeze(1)).astype("float32") * (top_scores >= 0).astype("float32")
+    positions = (positions * weights.astype(positions.dtype)).astype("int64")
+    targets = paddle.take_along_axis(input_ids.astype("int64"), positions, axis=1) * weights.astype("int64")
+    # 85% of the used slots become [MASK]; the rest keep the original token
+    to_mask = (paddle.rand([b, n]) < replace_prob).astype("int64") * weights.astype("int64")
+    masked_ids = scatter_at(input_ids.astype("int64"), positions, paddle.full_like(positions, mask_token_id), to_mask)
+    return MaskedBatch(masked_ids, positions, targets, weights)
+
+
+def scatter_at(ids, positions, values, keep):
+    """ids[b, positions[b, j]] = values[b, j] wherever keep[b, j] == 1; other slots leave ids unchanged. [B, L]."""
+    b, l = ids.shape
+    flat = (positions + paddle.arange(b, dtype="int64").unsqueeze(1) * l).reshape([-1])
+    keep = keep.reshape([-1]).astype("bool")
+    flat_ids = ids.reshape([-1])
+    chosen = paddle.masked_select(flat, keep)
+    if chosen.shape[0] == 0:
+        return ids
+    return paddle.scatter(flat_ids, chosen, paddle.masked_select(values.reshape([-1]), keep),
+                          overwrite=True).reshape([b, l])
+
+
+def gumbel_noise(shape, dtype="float32"):
+    """g = -log(-log(u + 1e-9) + 1e-9), u ~ U(0, 1): the official sampler's noise."""
+    u = paddle.rand(shape, dtype=dtype)
+    return -paddle.log(-paddle.log(u + 1e-9) + 1e-9)
+
+
+def gumbel_sample(logits, temperature=1.0, noise=None):
+    """Sample ids from softmax(logits / temperature) by Gumbel-max, without gradient. [B, N, V] -> [B, N] int64."""
+    with paddle.no_grad():
+        logits = logits.detach().astype("float32") / temperature
+        if noise is None:
+            noise = gumbel_noise(logits.shape)
+        return paddle.argmax(logits + noise, axis=-1).astype("int64")
+
+
+def replace_tokens(input_ids, masked: MaskedBatch, sampled):
+    """The discriminator's input and labels: samples written at the chosen positions; label 1 where changed.
+
+    Returns (fake_ids [B, L] int64, labels [B, L] int64)."""
+    original = input_ids.astype("int64")
+    fake = scatter_at(original, masked.positions, sampled, masked.weights)
+    labels = (fake != original).astype("int64")
+    return fake, labels
