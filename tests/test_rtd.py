@@ -1,0 +1,162 @@
+"""The RTD objective: masking rules, sampling, labels, and the pretraining loss against an independent torch/HF
+computation with the same masked positions and the same Gumbel noise."""
+import numpy as np
+import paddle
+import pytest
+
+from paddle_electra import ElectraConfig, ElectraForPretraining
+from paddle_electra import rtd
+
+PAD, CLS, SEP, MASK = 0, 2, 3, 4
+SPECIAL = (CLS, SEP, MASK)
+
+
+def batch(b=8, l=40, seed=0):
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, 60, size=(b, l))
+    lengths = rng.integers(3, l + 1, size=b)
+    lengths[0] = l
+    mask = (np.arange(l)[None, :] < lengths[:, None]).astype(np.int64)
+    ids[:, 0] = CLS
+    ids[np.arange(b), lengths - 1] = SEP
+    ids[mask == 0] = PAD
+    return ids, mask
+
+
+def test_official_number_of_predictions():
+    assert rtd.max_predictions(128, 0.15) == 19 and rtd.max_predictions(512, 0.15) == 79
+
+
+def test_masking_rules():
+    paddle.seed(0)
+    ids, mask = batch(b=64, l=40)
+    out = rtd.mask_tokens(paddle.to_tensor(ids), paddle.to_tensor(mask), SPECIAL, MASK, mask_prob=0.15)
+    pos, w, tgt, masked = out.positions.numpy(), out.weights.numpy(), out.targets.numpy(), out.masked_ids.numpy()
+    n = rtd.max_predictions(40, 0.15)
+    assert pos.shape == (64, n)
+    for row in range(64):
+        used = pos[row][w[row] == 1]
+        assert len(set(used)) == len(used), "positions are drawn without replacement"
+        assert all(mask[row, p] == 1 and ids[row, p] not in SPECIAL for p in used)
+        real = mask[row].sum()
+        expected = max(1, min(n, int(np.round(np.float32(real) * np.float32(0.15)))))
+        assert len(used) == min(expected, ((ids[row] > SEP) & (mask[row] == 1)).sum())
+        np.testing.assert_array_equal(tgt[row][w[row] == 1], ids[row, used])
+        assert (tgt[row][w[row] == 0] == 0).all() and (pos[row][w[row] == 0] == 0).all()
+        untouched = np.setdiff1d(np.arange(40), used)
+        np.testing.assert_array_equal(masked[row, untouched], ids[row, untouched])
+        assert set(masked[row, used]) <= set(ids[row, used]) | {MASK}
+    # 85% [MASK] / 15% kept, over many slots
+    chosen = masked[np.arange(64)[:, None].repeat(n, 1)[w == 1], pos[w == 1]]
+    share = (chosen == MASK).mean()
+    assert 0.78 < share < 0.92
+
+
+def test_mask_rate_is_fifteen_percent_of_real_tokens():
+    paddle.seed(1)
+    ids = np.full((200, 128), 7)
+    ids[:, 0], ids[:, -1] = CLS, SEP
+    out = rtd.mask_tokens(paddle.to_tensor(ids), paddle.ones([200, 128], "int64"), SPECIAL, MASK)
+    assert out.weights.numpy().sum(1).tolist() == [19] * 200  # round(128 * 0.15) = 19 = N
+
+
+def test_round_half_to_even_like_tf():
+    # 30 real tokens * 0.15 = 4.5 in float32 arithmetic -> 4 (tf.round is half-to-even); 50 * 0.15 = 7.5 -> 8
+    for real, expected in [(30, int(np.round(np.float32(30) * np.float32(0.15)))), (50, 8), (10, 2)]:
+        ids = np.full((1, 64), 9)
+        mask = (np.arange(64) < real).astype(np.int64)[None]
+        out = rtd.mask_tokens(paddle.to_tensor(ids), paddle.to_tensor(mask), SPECIAL, MASK, num_predictions=20)
+        assert out.weights.numpy().sum() == expected, real
+
+
+def test_replace_labels_only_changed_tokens():
+    ids = paddle.to_tensor([[CLS, 10, 11, 12, SEP]])
+    masked = rtd.MaskedBatch(paddle.to_tensor([[CLS, MASK, MASK, 12, SEP]]), paddle.to_tensor([[1, 2, 3, 0]]),
+                             paddle.to_tensor([[10, 11, 12, 0]]), paddle.to_tensor([[1.0, 1.0, 1.0, 0.0]]))
+    fake, labels = rtd.replace_tokens(ids, masked, paddle.to_tensor([[10, 40, 41, 50]]))
+    assert fake.numpy().tolist() == [[CLS, 10, 40, 41, SEP]]  # slot 4 unused: position 0 untouched
+    assert labels.numpy().tolist() == [[0, 0, 1, 1, 0]]  # a sample equal to the original is "original"
+
+
+def test_gumbel_sampling_follows_the_softmax():
+    paddle.seed(3)
+    logits = paddle.to_tensor(np.log(np.array([[[0.7, 0.2, 0.1]]], np.float32))).tile([1, 20000, 1])
+    counts = np.bincount(rtd.gumbel_sample(logits).numpy().ravel(), minlength=3) / 20000
+    np.testing.assert_allclose(counts, [0.7, 0.2, 0.1], atol=0.015)
+
+
+def test_pretraining_loss_equals_an_independent_torch_computation():
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from converters.mapping import paddle_to_hf
+
+    disc_cfg = ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=4, intermediate_size=64, max_position_embeddings=64,
+                             hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    gen_cfg = disc_cfg.replace(hidden_size=8, num_attention_heads=1, intermediate_size=32)
+    paddle.seed(5)
+    model = ElectraForPretraining(disc_cfg, gen_cfg, special_ids=SPECIAL, mask_token_id=MASK)
+    ids, mask = batch(b=4, l=24, seed=2)
+    types = np.zeros_like(ids)
+    t_ids, t_mask, t_types = (paddle.to_tensor(x) for x in (ids, mask, types))
+    masked = rtd.mask_tokens(t_ids, t_mask, SPECIAL, MASK)
+    noise = rtd.gumbel_noise([4, masked.positions.shape[1], 60])
+    out = model(t_ids, t_types, t_mask, masked=masked, gumbel_noise=noise)
+
+    def hf(cls, cfg, paddle_model, head):
+        config = transformers.ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=cfg.hidden_size,
+                                            num_hidden_layers=2, num_attention_heads=cfg.num_attention_heads,
+                                            intermediate_size=cfg.intermediate_size, max_position_embeddings=64,
+                                            hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+        m = cls(config).eval()
+        state = paddle_to_hf({k: v.numpy() for k, v in paddle_model.state_dict().items()}, cfg, head)
+        m.load_state_dict({k: torch.tensor(v) for k, v in state.items()}, strict=False)
+        return m
+
+    gen = hf(transformers.ElectraForMaskedLM, gen_cfg, model.generator, "generator")
+    disc = hf(transformers.ElectraForPreTraining, disc_cfg, model.discriminator, "discriminator")
+    pos, w, tgt = (torch.tensor(x.numpy()) for x in (masked.positions, masked.weights, masked.targets))
+    with torch.no_grad():
+        logits = gen(torch.tensor(masked.masked_ids.numpy()), attention_mask=torch.tensor(mask),
+                     token_type_ids=torch.tensor(types)).logits
+        logits = torch.gather(logits, 1, pos[..., None].expand(-1, -1, 60))  # [B, N, V]
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 60), tgt.reshape(-1), reduction="none").view_as(w)
+        gen_loss = (ce * w).sum() / (w.sum() + 1e-6)
+        sampled = (logits + torch.tensor(noise.numpy())).argmax(-1)
+        fake = torch.tensor(ids).clone()
+        for b in range(4):
+            for j in range(pos.shape[1]):
+                if w[b, j] == 1:
+                    fake[b, pos[b, j]] = sampled[b, j]
+        labels = (fake != torch.tensor(ids)).float()
+        d_logits = disc(fake, attention_mask=torch.tensor(mask), token_type_ids=torch.tensor(types)).logits
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(d_logits, labels, reduction="none")
+        disc_loss = (bce * torch.tensor(mask)).sum() / (torch.tensor(mask).sum() + 1e-6)
+    assert labels.sum() > 0
+    np.testing.assert_array_equal(out.disc_labels.numpy(), labels.numpy().astype(np.int64))
+    np.testing.assert_allclose(float(out.gen_loss), float(gen_loss), rtol=1e-5)
+    np.testing.assert_allclose(float(out.disc_loss), float(disc_loss), rtol=1e-5)
+    np.testing.assert_allclose(float(out.loss), float(gen_loss + 50 * disc_loss), rtol=1e-5)
+
+
+def test_tiny_model_overfits_one_batch():
+    from paddle_electra.optim import build_optimizer
+    cfg = ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0)
+    paddle.seed(7)
+    model = ElectraForPretraining(cfg, cfg.replace(hidden_size=16, num_attention_heads=2, intermediate_size=32),
+                                  special_ids=SPECIAL, mask_token_id=MASK)
+    optimizer = build_optimizer(model, 1e-2)
+    ids, mask = batch(b=8, l=24, seed=4)
+    args = [paddle.to_tensor(ids), paddle.zeros([8, 24], "int64"), paddle.to_tensor(mask)]
+    masked = rtd.mask_tokens(args[0], args[2], SPECIAL, MASK)  # the same positions every step: memorisable
+    first = None
+    for _ in range(100):
+        out = model(*args, masked=masked)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.clear_grad()
+        first = first if first is not None else float(out.gen_loss)
+    assert float(out.gen_loss) < 0.5 * first
+    assert float(out.gen_acc) > 0.5
