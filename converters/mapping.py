@@ -5,7 +5,8 @@ Each row is (hf_names, paddle_name, kind). kind says how the tensors move:
 - "linear": torch Linear weight [out, in] -> Paddle Linear weight [in, out] (transpose);
 - "qkv_weight" / "qkv_bias": HF's separate query/key/value -> our fused qkv (concatenate along the output axis).
 Every conversion checks that each source tensor is used exactly once and each target tensor is filled, with the
-shape the config says; anything else raises WeightsError naming the tensors.
+name the table expects; anything else raises WeightsError naming the tensors. Shapes are checked where the tensors
+land (paddle_electra.weights.load_state and the converters), against the config.
 """
 from __future__ import annotations
 

@@ -113,6 +113,7 @@ class ElectraConfig:
         if order is None:
             return values
         out = {k: values[k] for k in order if k in values}
+        out.update({k: v for k, v in self.extras.items() if k not in out})  # extras added after reading
         # fields set in code but absent from the file only appear when they differ from the default
         for f in dataclasses.fields(self):
             if f.name != "extras" and f.name not in out:
