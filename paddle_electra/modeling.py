@@ -42,6 +42,13 @@ def linear(in_features: int, out_features: int, std: Optional[float]) -> nn.Line
                      bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
 
 
+def on_gpu(x) -> bool:
+    """Whether x lives on a GPU; under to_static (export) the tensor has no place, so ask the current device."""
+    if paddle.in_dynamic_mode():
+        return x.place.is_gpu_place()
+    return paddle.device.get_device().startswith("gpu")
+
+
 def layer_norm(size: int, eps: float) -> nn.LayerNorm:
     return nn.LayerNorm(size, epsilon=eps)
 
@@ -93,7 +100,7 @@ class ElectraSelfAttention(nn.Layer):
         b, l, h = x.shape
         qkv = self.qkv(x).reshape([b, l, 3, self.num_heads, self.head_size])
         probs = None
-        if x.place.is_gpu_place() and not return_probs:
+        if on_gpu(x) and not return_probs:
             # fused kernel on GPU (flash / memory-efficient attention); layout [B, L, heads, head_size]
             q, k, v = qkv.unbind(axis=2)
             mask = None if additive_mask is None else additive_mask.astype(q.dtype)
@@ -149,7 +156,7 @@ class ElectraModel(nn.Layer):
     def forward(self, input_ids, token_type_ids=None, attention_mask=None,
                 output_hidden_states=False, output_attentions=False) -> ElectraModelOutput:
         """input_ids, token_type_ids, attention_mask: [B, L] integers (mask 1 = real token, 0 = padding)."""
-        if input_ids.shape[1] > self.config.max_position_embeddings:
+        if paddle.in_dynamic_mode() and input_ids.shape[1] > self.config.max_position_embeddings:
             raise ValueError(f"sequence length {input_ids.shape[1]} exceeds max_position_embeddings "
                              f"{self.config.max_position_embeddings}")
         if token_type_ids is None:
