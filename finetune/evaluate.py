@@ -11,18 +11,13 @@ import json
 import sys
 
 from paddle_electra.errors import DataError
+from paddle_electra.fileio import read_bytes
 from paddle_electra.metrics import evaluate_predictions, format_cmrc_result
 
 
 def load_json(path):
     """Parse a JSON file (UTF-8/16/32, BOM allowed, as json.load on bytes), raising DataError naming the file."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    except OSError as e:
-        raise DataError(f"cannot read file: {e.strerror}", path=path) from None
+    raw = read_bytes(path)
     try:
         return json.loads(raw)
     except UnicodeDecodeError as e:

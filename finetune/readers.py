@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from paddle_electra.errors import DataError
+from paddle_electra.fileio import read_bytes
 
 # Split names as they appear in file names. "eval" is the official code's name for the (labelled) test split;
 # "training"/"valid" are DRCD's and CAIL's spellings.
@@ -22,13 +23,7 @@ SPLIT_ALIASES = {"train": ("train", "training"), "dev": ("dev", "valid", "valida
 
 def read_text(path) -> Tuple[str, str]:
     """(text, encoding) of a UTF-8 (BOM allowed) or GB18030 file; CAIL 2018 copies come in either."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    except OSError as e:
-        raise DataError(f"cannot read file: {e.strerror}", path=path) from None
+    raw = read_bytes(path)
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]
     try:

@@ -27,6 +27,18 @@ def atomic_path(path):
             os.unlink(tmp)
 
 
+def read_bytes(path) -> bytes:
+    """The whole file, or DataError naming it (missing, unreadable)."""
+    from .errors import DataError
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        raise DataError("file not found", path=path) from None
+    except OSError as e:
+        raise DataError(f"cannot read file: {e.strerror}", path=path) from None
+
+
 def write_bytes(path, data: bytes):
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)
