@@ -336,7 +336,7 @@ def _head_of_hf(tensors, architectures, weights_path, config_path) -> str:
     found = "discriminator" if has_disc else "generator" if has_gen else "none"
     if architectures:
         arch = architectures[0] if isinstance(architectures, list) else architectures
-        if arch not in HEAD_OF_ARCHITECTURE:
+        if not isinstance(arch, str) or arch not in HEAD_OF_ARCHITECTURE:
             raise WeightsError(f"{config_path}: architectures is {architectures}; only "
                                f"{', '.join(HEAD_OF_ARCHITECTURE)} convert (fine-tuning heads differ between HF and "
                                "the official code)")

@@ -126,11 +126,19 @@ def _proto_fields(buf):
         yield field, value
 
 
+def _as(kind, value, what):
+    """`value` if it has the wire type the schema gives the field (varint int or length-delimited bytes)."""
+    if not isinstance(value, kind):
+        raise _Malformed(f"{what} has the wrong protobuf wire type")
+    return value
+
+
 def _parse_shape(buf):
     dims = []
-    for field, value in _proto_fields(buf):
+    for field, value in _proto_fields(_as(bytes, buf, "the tensor shape")):
         if field == 2:  # repeated Dim dim; Dim.size is field 1
-            dims.append(next((_signed64(v) for f, v in _proto_fields(value) if f == 1), 0))
+            dims.append(next((_signed64(_as(int, v, "a dimension size")) for f, v in
+                              _proto_fields(_as(bytes, value, "a dimension")) if f == 1), 0))
         elif field == 3 and value:
             raise _Malformed("tensor shape of unknown rank")
     if any(d < 0 for d in dims):
@@ -146,10 +154,12 @@ def _parse_entry(buf):
             sliced = True
         elif field in fields:
             fields[field] = value
-    if len(fields[6]) != 4:
+    if not isinstance(fields[6], bytes) or len(fields[6]) != 4:
         raise _Malformed("crc32c field is not fixed32")
-    return _Entry(fields[1], _parse_shape(fields[2]), _signed64(fields[3]), _signed64(fields[4]),
-                  _signed64(fields[5]), struct.unpack("<I", fields[6])[0], sliced)
+    number = {f: _signed64(_as(int, fields[f], name)) for f, name in
+              ((1, "dtype"), (3, "shard_id"), (4, "offset"), (5, "size"))}
+    return _Entry(number[1], _parse_shape(fields[2]), number[3], number[4], number[5],
+                  struct.unpack("<I", fields[6])[0], sliced)
 
 
 # ---------------------------------------------------------------------------------------------- the .index SSTable
@@ -254,6 +264,8 @@ def _load_bundle(path):
         raise WeightsError(f"{index}: corrupt checkpoint index{where}: {e}") from None
     if header is None:
         raise WeightsError(f"{index}: no bundle header entry (not a V2 checkpoint?)")
+    if not all(isinstance(header.get(f, 0), int) for f in (1, 2)):
+        raise WeightsError(f"{index}: corrupt bundle header (num_shards / endianness of the wrong wire type)")
     num_shards = _signed64(header.get(1, 0))
     if header.get(2, 0) != 0:  # every machine TF's checkpoints come from is little-endian
         raise WeightsError(f"{index}: big-endian checkpoints are not supported")

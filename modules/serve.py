@@ -22,6 +22,7 @@ import argparse
 import collections
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -357,8 +358,14 @@ def make_server(modules, host="127.0.0.1", port=8866, max_batch=32, max_body_byt
     return ElectraServer((host, port), batchers, max_batch, max_body_bytes, timeout, max_connections)
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's default prints the whole usage block first; keep errors to one line
+        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m modules.serve", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m modules.serve", description=__doc__.splitlines()[0])
     parser.add_argument("-m", "--modules", nargs="+", default=[], help="installed module names")
     parser.add_argument("-c", "--config", help="hub serving config json (modules_info with init_args/predict_args)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
@@ -380,7 +387,10 @@ def main(argv=None):
 
     from paddle_electra.errors import ElectraError
     from paddle_electra.hubenv import prepare_hub_home
-    prepare_hub_home(args.hub_home)
+    try:
+        home = prepare_hub_home(args.hub_home)
+    except ElectraError as err:
+        parser.error(f"--hub-home: {err}")
     modules_info = {name: {} for name in args.modules}
     if args.config:
         try:
@@ -390,6 +400,11 @@ def main(argv=None):
             parser.error(f"--config {args.config}: cannot read modules_info ({err})")
     if not modules_info:
         parser.error("name at least one module with -m or --config")
+    for name, info in modules_info.items():  # checked before paddlehub's import, which alone takes seconds
+        if not (isinstance(info, dict) and "directory" in (info.get("init_args") or {})) and \
+                not os.path.isdir(os.path.join(home, "modules", name.replace("-", "_"))):
+            parser.error(f"-m {name}: module not installed in {home}: install it first with "
+                         f"`python -m modules.install <archive>`")
     try:
         modules = load_modules(modules_info)
         server = make_server(modules, args.host, args.port, args.max_batch, args.max_body_bytes, args.timeout,

@@ -63,8 +63,16 @@ class ElectraConfig:
                               f"'num_attention_heads' ({self.num_attention_heads})")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            if not _is_number(value) or not 0.0 <= value < 1.0:
                 raise ConfigError(f"{source}: field {name!r} must be in [0, 1), got {value!r}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 < value < float("inf"):
+                raise ConfigError(f"{source}: field {name!r} must be a positive finite number, got {value!r}")
+        pad = self.pad_token_id
+        if not isinstance(pad, int) or isinstance(pad, bool) or not 0 <= pad < self.vocab_size:
+            raise ConfigError(f"{source}: field 'pad_token_id' must be an integer in [0, vocab_size="
+                              f"{self.vocab_size}), got {pad!r}")
         if self.hidden_act not in SUPPORTED_ACTIVATIONS:
             raise ConfigError(f"{source}: field 'hidden_act' is {self.hidden_act!r}; supported: {SUPPORTED_ACTIVATIONS}")
         if self.position_embedding_type != "absolute":
@@ -72,8 +80,6 @@ class ElectraConfig:
                               "ELECTRA uses 'absolute' position embeddings only")
         if self.model_type != "electra":
             raise ConfigError(f"{source}: field 'model_type' is {self.model_type!r}, expected 'electra'")
-        if not isinstance(self.layer_norm_eps, (int, float)) or not self.layer_norm_eps > 0:
-            raise ConfigError(f"{source}: field 'layer_norm_eps' must be a positive number")
 
     @property
     def head_size(self) -> int:
@@ -143,6 +149,11 @@ class ElectraConfig:
         if hasattr(self, "_present"):
             new._present = list(self._present)
         return new
+
+
+def _is_number(value) -> bool:
+    """An int or float, not a bool (JSON true would otherwise pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # ---- presets -------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ both, verifies the archive's manifest.json checksums, and only then hands the ex
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import posixpath
@@ -20,6 +21,7 @@ import stat
 import sys
 import tarfile
 import zipfile
+import zlib
 
 from .errors import ElectraError
 from . import fileio
@@ -128,10 +130,18 @@ def _clean(name):
     return posixpath.normpath(name.replace("\\", "/"))
 
 
+# what reading a damaged archive raises besides ArchiveError's own checks
+_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zipfile.LargeZipFile, gzip.BadGzipFile, EOFError, zlib.error)
+
+
 def _members(path):
     """(name, kind, size) of every member; kind is 'file', 'dir', 'symlink', 'hardlink' or 'special'."""
     if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except _READ_ERRORS as err:
+            raise ArchiveError(f"{path}: corrupt zip archive ({err})") from None
+        with archive:
             for info in archive.infolist():
                 file_type = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool stored no unix mode
                 if file_type == stat.S_IFLNK:
@@ -146,7 +156,7 @@ def _members(path):
         return
     try:
         archive = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as err:
+    except (OSError,) + _READ_ERRORS as err:  # a gzip stream cut short: EOFError
         raise ArchiveError(f"{path}: not a readable tar or zip archive ({err})") from None
     with archive:
         try:
@@ -154,7 +164,7 @@ def _members(path):
                 kind = ("file" if info.isreg() else "dir" if info.isdir() else "symlink" if info.issym() else
                         "hardlink" if info.islnk() else "special")
                 yield info.name, kind, info.size
-        except (tarfile.TarError, OSError, EOFError) as err:
+        except (OSError,) + _READ_ERRORS as err:
             raise ArchiveError(f"{path}: corrupt or truncated archive ({err})") from None
 
 
@@ -233,19 +243,22 @@ def safe_extract(path, destination) -> str:
         os.chmod(out, 0o644)
 
     wanted = set(info["files"])
-    if zipfile.is_zipfile(path):
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.infolist():
-                name = _clean(member.filename)
-                if name in wanted and not member.is_dir():
-                    with archive.open(member) as stream:
-                        copy(stream, name)
-    else:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                name = _clean(member.name)
-                if name in wanted and member.isreg():
-                    copy(archive.extractfile(member), name)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.infolist():
+                    name = _clean(member.filename)
+                    if name in wanted and not member.is_dir():
+                        with archive.open(member) as stream:
+                            copy(stream, name)
+        else:
+            with tarfile.open(path, "r:*") as archive:
+                for member in archive:
+                    name = _clean(member.name)
+                    if name in wanted and member.isreg():
+                        copy(archive.extractfile(member), name)
+    except _READ_ERRORS as err:  # member data that fails its CRC or ends early
+        raise ArchiveError(f"{path}: corrupt or truncated archive ({err})") from None
     return os.path.join(root, info["top"])
 
 
