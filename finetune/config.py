@@ -250,6 +250,9 @@ def finalize(config: FinetuneConfig, task, model_size: str) -> FinetuneConfig:
         changes["layerwise_lr_decay"] = SIZE_LAYERWISE_DECAY.get(model_size, 0.8)
     config = dataclasses.replace(config, **changes)
     validate(config)
+    check = getattr(task, "check_config", None)
+    if check is not None:  # the kind's own constraints (QA: the question must leave room for context)
+        check(config)
     return config
 
 

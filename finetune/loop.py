@@ -2,13 +2,19 @@
 epoch, keep the best epoch, then predict dev (and test) with it. Re-running the same command resumes.
 
 Layout of a seed folder (`<output>/seed_<n>/`):
-  epoch_<N>/model.pdparams|.pdopt   hub.Trainer's checkpoint of the last finished epoch (older ones are pruned
-                                    unless keep_all_checkpoints); a new process resumes from the largest N
+  epoch_<N>/model.pdparams|.pdopt   the checkpoint of the last finished epoch (older ones are pruned unless
+           /manifest.json           keep_all_checkpoints), written into .tmp-epoch_<N>-<pid>/ and renamed into place;
+                                    manifest.json holds both files' sha256. A new process resumes from the largest N
+                                    whose manifest verifies (a damaged or half-written one is skipped). The two files
+                                    stay in paddle's pickle format because hub.Trainer's load_model reads them; they
+                                    are only ever files this run wrote, and are unpickled only after the checksum
+                                    matches (untrusted weights come in through safetensors, never through these)
   visualization/                    VisualDL logs: train/loss, train/lr every log_every steps, dev/<metric> per epoch
                                     (steps are global, so a resumed run continues the curves instead of restarting)
   history.json                      dev metrics of every evaluated epoch (written after each epoch)
   best_model/model.safetensors      the module's parameters at the best dev epoch, for
                                     hub.Module(..., load_checkpoint=...) or --load_checkpoint; best_model/task.json
+                                    (the folder is staged in .tmp-best_model-<pid>/ and swapped in whole)
   dev_predictions.*, test_predictions.*, result.json (written last: the seed is complete)
 """
 from __future__ import annotations
@@ -21,7 +27,8 @@ import shutil
 
 import numpy as np
 
-from paddle_electra.fileio import write_json
+from paddle_electra.errors import WeightsError
+from paddle_electra.fileio import sha256_file, write_json
 
 from . import hubmodel
 
@@ -58,6 +65,19 @@ def _trainer_class():
                 self.log_writer.add_scalar(tag="train/lr", step=self.global_step, value=float(self.optimizer.get_lr()))
             return loss, metrics
 
+        def _save_checkpoint(self):
+            """epoch_<N>/ written atomically with a manifest (hub's own save writes both files in place)."""
+            save_epoch_checkpoint(self.checkpoint_dir, self.current_epoch, self.model.state_dict(),
+                                  self.optimizer.state_dict())
+
+        def _load_checkpoint(self):
+            """Resume from the newest epoch checkpoint whose manifest verifies (hub's takes the largest epoch_<N>,
+            half-written or not)."""
+            epoch, path = latest_epoch_checkpoint(self.checkpoint_dir)
+            if epoch:
+                self.current_epoch = epoch
+                self.load_model(path)
+
         def train_epoch(self, dataset, batch_size, collate_fn, num_workers, total_epochs):
             """One epoch through hub.Trainer.train (which saves epoch_<N> at its end)."""
             self.bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {self.current_epoch + 1}/{total_epochs}",
@@ -71,6 +91,87 @@ def _trainer_class():
                 self.bar = None
 
     return FinetuneTrainer
+
+
+EPOCH_FILES = ("model.pdparams", "model.pdopt")
+EPOCH_MANIFEST = "manifest.json"
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_epoch_checkpoint(folder, epoch, model_state, optimizer_state):
+    """Write `folder`/epoch_<epoch>/ (model.pdparams, model.pdopt, manifest.json with their sha256) into a temp dir
+    and rename it into place: the epoch checkpoint is complete or absent."""
+    import paddle
+    final = os.path.join(folder, f"epoch_{epoch}")
+    tmp = os.path.join(folder, f".tmp-epoch_{epoch}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        for name, state in zip(EPOCH_FILES, (model_state, optimizer_state)):
+            path = os.path.join(tmp, name)
+            paddle.save(state, path)
+            _fsync(path)
+        write_json(os.path.join(tmp, EPOCH_MANIFEST),
+                   {"epoch": epoch, "sha256": {name: sha256_file(os.path.join(tmp, name)) for name in EPOCH_FILES}})
+        _fsync(tmp)
+        if os.path.exists(final):  # an invalid epoch_<N> that resuming skipped: replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def verify_epoch_checkpoint(path):
+    """Raise WeightsError naming the file when an epoch checkpoint folder is incomplete or fails its manifest."""
+    manifest_path = os.path.join(path, EPOCH_MANIFEST)
+    try:
+        with open(manifest_path, encoding="utf-8") as f:
+            expected = json.load(f)["sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise WeightsError(f"{manifest_path}: missing or unreadable epoch checkpoint manifest ({err})") from None
+    for name in EPOCH_FILES:
+        file = os.path.join(path, name)
+        if not isinstance(expected, dict) or name not in expected:
+            raise WeightsError(f"{manifest_path}: no checksum for {name}")
+        if not os.path.isfile(file):
+            raise WeightsError(f"{file}: missing from the epoch checkpoint")
+        if sha256_file(file) != expected[name]:
+            raise WeightsError(f"{file}: sha256 does not match {manifest_path} (damaged or half-written)")
+
+
+def latest_epoch_checkpoint(folder):
+    """(N, path) of the largest epoch_<N> in `folder` that verifies, else (0, None); removes the temp folders of
+    interrupted saves."""
+    if not os.path.isdir(folder):
+        return 0, None
+    names = os.listdir(folder)
+    for name in names:
+        if name.startswith(".tmp-epoch_"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    epochs = sorted((int(n[6:]) for n in names if n.startswith("epoch_") and n[6:].isdigit()), reverse=True)
+    for epoch in epochs:
+        path = os.path.join(folder, f"epoch_{epoch}")
+        try:
+            verify_epoch_checkpoint(path)
+        except WeightsError as err:
+            log.warning("skipping epoch checkpoint %s: %s", path, err)
+            continue
+        return epoch, path
+    return 0, None
+
+
+def epoch_seed(seed, epoch):
+    """The RNG seed of one epoch: a run resumed at any epoch draws the same dropout masks as an uninterrupted one."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
 def _epoch_dataset(rows, seed):
@@ -162,6 +263,7 @@ class SeedRun:
             log.info("seed %d: already complete (%s), skipped", self.seed, result_path)
             return done
         os.makedirs(self.folder, exist_ok=True)
+        _recover_best_model(self.folder)
         module, optimizer, steps_per_epoch, total_steps = self.build()
         predict = hubmodel.predictor(module, self.data.pad_id)
         best_path = os.path.join(self.folder, "best_model", "model.safetensors")
@@ -181,6 +283,7 @@ class SeedRun:
             dataset = _epoch_dataset(self.data.train_rows, self.seed)
             while trainer.current_epoch < cfg.num_train_epochs:
                 dataset.set_epoch(trainer.current_epoch + 1)
+                set_seed(epoch_seed(self.seed, trainer.current_epoch + 1))
                 trainer.train_epoch(dataset, cfg.train_batch_size, task.collate(self.data.pad_id), cfg.num_workers,
                                     cfg.num_train_epochs)
                 self._prune(trainer.current_epoch)
@@ -203,8 +306,7 @@ class SeedRun:
         best_before = max((_main_value(h["dev"], self.task.metric) for h in history), default=float("-inf"))
         history = history + [{"epoch": epoch, "step": trainer.global_step, "dev": metrics}]
         if _main_value(metrics, self.task.metric) > best_before or not os.path.exists(best_path):
-            module.save_checkpoint(best_path)
-            write_json(os.path.join(self.folder, "best_model", "task.json"), {
+            _write_best_model(self.folder, module, {
                 "task": self.task.name, "hub_kwargs": _jsonable(self.task.hub_kwargs()), "epoch": epoch,
                 "dev": metrics, "model": self.model_spec, "seed": self.seed})
             self.task.write_predictions(predictions, os.path.join(self.folder, "dev_predictions"))
@@ -242,6 +344,43 @@ class SeedRun:
             result["test"] = metrics
         write_json(result_path, result)
         return result
+
+
+def _write_best_model(folder, module, task_info):
+    """best_model/ (model.safetensors + task.json) staged in a temp dir and swapped in whole: the two files always
+    describe the same epoch."""
+    final = os.path.join(folder, "best_model")
+    tmp = os.path.join(folder, f".tmp-best_model-{os.getpid()}")
+    old = os.path.join(folder, f".old-best_model-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        module.save_checkpoint(os.path.join(tmp, "model.safetensors"))
+        write_json(os.path.join(tmp, "task.json"), task_info)
+        _fsync(tmp)
+        if os.path.exists(final):
+            os.rename(final, old)  # a kill from here to the next rename is undone by _recover_best_model
+        os.rename(tmp, final)
+        _fsync(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover_best_model(folder):
+    """Undo what a kill inside _write_best_model left: drop the staged folder, put back the swapped-out one."""
+    names = os.listdir(folder)
+    final = os.path.join(folder, "best_model")
+    for name in names:
+        if name.startswith(".tmp-best_model-"):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    for name in names:
+        if name.startswith(".old-best_model-"):
+            if not os.path.exists(final):
+                os.rename(os.path.join(folder, name), final)
+            else:
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
 
 
 class TaskData:

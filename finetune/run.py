@@ -58,20 +58,37 @@ def list_tasks():
         print(f"{name:20s} {task.kind:22s} {data:17s} {task.description}")
 
 
-def model_size(spec, task, config):
-    """The preset size of the model behind `spec`, from its config.json (building the module if needed)."""
+def model_config(spec, task):
+    """The ElectraConfig of the model behind `spec`, from its config.json (building the module if needed)."""
     from paddle_electra.weights import read_config
     from finetune import hubmodel
-    from finetune.config import infer_model_size
     source, value = hubmodel.model_source(spec)
     folder = value if source != "name" else None
     if source == "name":
         import paddlehub.env as hub_env
         folder = os.path.join(hub_env.MODULE_HOME, value.replace("-", "_"))
     if folder and os.path.isfile(os.path.join(folder, "config.json")):
-        return infer_model_size(read_config(folder))
+        return read_config(folder)
     module = hubmodel.build_module(spec, task.hub_kwargs())
-    return infer_model_size(hubmodel.backbone(module).config)
+    return hubmodel.backbone(module).config
+
+
+def check_model_limits(config, model_cfg):
+    """Settings the model cannot serve, refused before any data is featurized."""
+    from paddle_electra.errors import ConfigError
+    positions = model_cfg.max_position_embeddings
+    if config.max_seq_length > positions:
+        raise ConfigError(f"field 'max_seq_length' is {config.max_seq_length} but the model has only {positions} "
+                          f"position embeddings (max_position_embeddings in its config.json)")
+
+
+def make_output_dir(path):
+    """Create --output-dir, or a ConfigError naming it (a file in the way, no permission, ...)."""
+    from paddle_electra.errors import ConfigError
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"--output-dir {path}: cannot create the folder ({err.strerror or err})") from None
 
 
 def check_resumable(path, config_dict):
@@ -149,12 +166,13 @@ def run(args, rest):
     if task.needs_data_dir and not args.data_dir:
         raise ConfigError(f"task {name} reads its files from --data-dir")
     config = fc.resolve(task, hparams, flags, hparams_source=args.hparams or "hparams")
-    splits = task.load_splits(args.data_dir if task.needs_data_dir else None, config)
-    config = fc.finalize(config, task, model_size(args.model, task, config))
-
+    model_cfg = model_config(args.model, task)
+    config = fc.finalize(config, task, fc.infer_model_size(model_cfg))
+    check_model_limits(config, model_cfg)
     output = args.output_dir or os.path.join("runs", "finetune",
                                              f"{name}-{os.path.basename(os.path.normpath(args.model))}")
-    os.makedirs(output, exist_ok=True)
+    make_output_dir(output)
+    splits = task.load_splits(args.data_dir if task.needs_data_dir else None, config)
     config_path = os.path.join(output, "config.json")
     check_resumable(config_path, config.to_dict())
     write_json(config_path, {"task": name, "model": args.model, "data_dir": args.data_dir, "config": config.to_dict()})

@@ -143,11 +143,15 @@ class SpanTask(Task):
         return example.guid
 
     # ---- featurize -------------------------------------------------------------------------------------------
+    def check_config(self, config):
+        """A window must hold [CLS] question [SEP] at least one context token [SEP]."""
+        if config.max_seq_length - 3 - config.max_query_length < 1:
+            raise ConfigError(f"field 'max_query_length' is {config.max_query_length}: max_seq_length "
+                              f"{config.max_seq_length} leaves no room for context after such a question; lower "
+                              f"max_query_length")
+
     def featurize(self, examples, tokenizer, config, training):
-        room = config.max_seq_length - 3 - config.max_query_length
-        if room < 1:
-            raise ConfigError(f"max_seq_length {config.max_seq_length} leaves no room for context after a "
-                              f"{config.max_query_length}-token question: lower max_query_length")
+        self.check_config(config)
         questions = tokenizer.encode_batch([e.question for e in examples], truncation=False)["input_ids"]
         unique = list(dict.fromkeys(e.context for e in examples))
         encoded = tokenizer.encode_batch(unique, truncation=False, return_offsets=True)
