@@ -1,0 +1,282 @@
+"""The pretraining run config: dataclass defaults -> one JSON file (`--config`) -> type-checked `--key value` flags.
+
+Unknown keys raise ConfigError (with the closest known key), as do values of the wrong type. Fields left None get
+the official per-size default in `resolve()` (electra-reference.md section 2.7, [CE] README "Training Details"):
+
+    size      learning_rate  train_batch_size  num_train_steps
+    small     5e-4           1024              1,000,000
+    small-ex  5e-4           384               2,000,000
+    base      2e-4           256               1,000,000
+    large     1e-4           96                2,000,000   (CN README says 1e-4, the EN README 2e-4; we take the
+                                                            CN value, the one stated for the Chinese model)
+    tiny      5e-4           128               1,000,000   (not official: configure_pretraining.py's defaults)
+
+and for every size: warmup 10,000 steps, linear decay to 0 (power 1), AdamW (eps 1e-6) with weight decay 0.01
+except LayerNorm and bias, global-norm clipping at 1.0, mask_prob 0.15, gen_weight 1, disc_weight 50,
+temperature 1, generator = the size's preset generator (1/4 of the discriminator's width, same depth).
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Optional
+
+from paddle_electra.config import ElectraConfig, generator_config, preset
+from paddle_electra.errors import ConfigError
+
+SIZES = ("small", "small-ex", "base", "large", "tiny")
+SIZE_DEFAULTS = {
+    "small": dict(learning_rate=5e-4, train_batch_size=1024, num_train_steps=1_000_000),
+    "small-ex": dict(learning_rate=5e-4, train_batch_size=384, num_train_steps=2_000_000),
+    "base": dict(learning_rate=2e-4, train_batch_size=256, num_train_steps=1_000_000),
+    "large": dict(learning_rate=1e-4, train_batch_size=96, num_train_steps=2_000_000),
+    "tiny": dict(learning_rate=5e-4, train_batch_size=128, num_train_steps=1_000_000),
+}
+AMP_CHOICES = ("auto", "none", "bf16", "fp16")
+
+
+@dataclass
+class PretrainConfig:
+    """Everything a pretraining run needs besides the data; saved in every checkpoint."""
+
+    data: str = ""  # dataset directory built by pretrain/data.py
+    output_dir: str = ""
+    eval_data: str = ""  # optional held-out dataset directory (same vocab) for --eval-every and the final eval
+    size: str = "small"
+    # model shape: overrides of the size's preset discriminator / generator config (ElectraConfig field names)
+    discriminator: dict = field(default_factory=dict)
+    generator: dict = field(default_factory=dict)
+    # generator width / depth as fractions of the discriminator's (the official rule); None = the size's preset
+    # generator, or 0.25 when `discriminator` changes the shape
+    generator_hidden_size: Optional[float] = None
+    generator_layers: float = 1.0
+    dropout: Optional[float] = None  # sets hidden and attention dropout of both models when given
+    # objective
+    mask_prob: float = 0.15
+    gen_weight: float = 1.0
+    disc_weight: float = 50.0
+    temperature: float = 1.0
+    # optimisation
+    learning_rate: Optional[float] = None
+    warmup_steps: int = 10000
+    num_train_steps: Optional[int] = None  # length of the LR schedule
+    lr_decay_power: float = 1.0
+    train_batch_size: Optional[int] = None  # global: all ranks x all accumulation steps
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.01
+    adam_epsilon: float = 1e-6
+    clip_norm: float = 1.0
+    amp: str = "auto"  # auto: bf16 on a GPU that supports it, else fp16 on GPU; fp32 on CPU (see train.py)
+    seed: int = 42
+    # draws (masking, Gumbel noise) from a generator seeded per example position: results do not depend on the
+    # number of ranks or accumulation steps; False: one seeded draw per micro-batch (faster on GPU)
+    per_sample_rng: bool = True
+    # run control
+    max_steps: Optional[int] = None  # stop after this many optimizer steps (default: num_train_steps)
+    max_minutes: Optional[float] = None  # stop (checkpoint, export) after this much wall time
+    eval_every: int = 0  # steps; 0 = only at the end (when eval_data is set)
+    eval_batches: int = 50
+    eval_batch_size: Optional[int] = None  # default: the per-rank micro-batch size
+    save_every: int = 1000
+    keep_checkpoints: int = 3
+    log_every: int = 10  # VisualDL / progress-bar refresh; losses.jsonl gets every step
+    resume: str = ""  # "" (fresh run), "latest" (newest valid checkpoint in output_dir) or a checkpoint directory
+    export: bool = True  # write output_dir/export/{discriminator,generator} at the end
+    visualdl: bool = True
+    progress: bool = True
+
+    # ------------------------------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, json_path: Optional[str] = None, overrides: Optional[dict] = None) -> "PretrainConfig":
+        """Defaults, then a JSON file, then `overrides` (already typed, e.g. from parse_flags)."""
+        values = {}
+        if json_path:
+            try:
+                with open(json_path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except OSError as e:
+                raise ConfigError(f"{json_path}: cannot read ({e.strerror})") from None
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ConfigError(f"{json_path}: not valid UTF-8 JSON ({e})") from None
+            if not isinstance(data, dict):
+                raise ConfigError(f"{json_path}: expected a JSON object of config fields")
+            for key, value in data.items():
+                values[key] = check_value(key, value, source=json_path)
+        for key, value in (overrides or {}).items():
+            values[key] = check_value(key, value, source="flags")
+        return cls(**values)
+
+    def resolve(self) -> "PretrainConfig":
+        """Fill the per-size defaults and validate; returns a new config."""
+        if self.size not in SIZES:
+            raise ConfigError(f"field 'size' is {self.size!r}; choose one of {SIZES}")
+        filled = {k: v for k, v in SIZE_DEFAULTS[self.size].items() if getattr(self, k) is None}
+        cfg = dataclasses.replace(self, **filled)
+        for name in ("data", "output_dir"):
+            if not getattr(cfg, name):
+                raise ConfigError(f"field {name!r} is required (--{name.replace('_', '-')} DIR)")
+        positive = ("train_batch_size", "gradient_accumulation_steps", "num_train_steps", "eval_batches",
+                    "keep_checkpoints", "log_every")
+        for name in positive:
+            if getattr(cfg, name) <= 0:
+                raise ConfigError(f"field {name!r} must be positive, got {getattr(cfg, name)}")
+        for name in ("warmup_steps", "eval_every", "save_every"):
+            if getattr(cfg, name) < 0:
+                raise ConfigError(f"field {name!r} must be >= 0, got {getattr(cfg, name)}")
+        if cfg.max_steps is not None and cfg.max_steps <= 0:
+            raise ConfigError(f"field 'max_steps' must be positive, got {cfg.max_steps}")
+        if cfg.max_minutes is not None and cfg.max_minutes <= 0:
+            raise ConfigError(f"field 'max_minutes' must be positive, got {cfg.max_minutes}")
+        if not 0.0 < cfg.mask_prob < 1.0:
+            raise ConfigError(f"field 'mask_prob' must be in (0, 1), got {cfg.mask_prob}")
+        if cfg.amp not in AMP_CHOICES:
+            raise ConfigError(f"field 'amp' is {cfg.amp!r}; choose one of {AMP_CHOICES}")
+        if cfg.train_batch_size % cfg.gradient_accumulation_steps:
+            raise ConfigError(f"train_batch_size {cfg.train_batch_size} is not divisible by "
+                              f"gradient_accumulation_steps {cfg.gradient_accumulation_steps}")
+        if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
+            raise ConfigError(f"field 'dropout' must be in [0, 1), got {cfg.dropout}")
+        return cfg
+
+    def micro_batch_size(self, world_size: int) -> int:
+        """Examples per rank per forward pass."""
+        per_step = self.train_batch_size // self.gradient_accumulation_steps
+        if per_step % world_size:
+            raise ConfigError(f"train_batch_size / gradient_accumulation_steps = {per_step} is not divisible by the "
+                              f"{world_size} ranks")
+        return per_step // world_size
+
+    def model_configs(self, vocab_size: int):
+        """(discriminator, generator) ElectraConfigs: the size's presets, the overrides, the data's vocab size."""
+        shape_changed = bool(self.discriminator)
+        disc = _apply(preset(self.size, "discriminator"), self.discriminator, "discriminator")
+        disc = disc.replace(vocab_size=vocab_size)
+        if self.generator_hidden_size is None and not shape_changed:
+            gen = preset(self.size, "generator").replace(vocab_size=vocab_size)
+            if self.generator_layers != 1.0:
+                gen = gen.replace(num_hidden_layers=max(1, round(disc.num_hidden_layers * self.generator_layers)))
+        else:
+            gen = generator_config(disc, self.generator_hidden_size or 0.25, self.generator_layers)
+        gen = _apply(gen, self.generator, "generator")
+        if self.dropout is not None:
+            disc = disc.replace(hidden_dropout_prob=self.dropout, attention_probs_dropout_prob=self.dropout)
+            gen = gen.replace(hidden_dropout_prob=self.dropout, attention_probs_dropout_prob=self.dropout)
+        return disc, gen
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _apply(config: ElectraConfig, overrides: dict, what: str) -> ElectraConfig:
+    known = {f.name for f in dataclasses.fields(ElectraConfig)} - {"extras"}
+    for key in overrides:
+        if key not in known:
+            raise ConfigError(f"field {what!r}: unknown ElectraConfig key {key!r}{_suggest(key, known)}")
+    try:
+        return config.replace(**overrides)
+    except TypeError as e:
+        raise ConfigError(f"field {what!r}: {e}") from None
+
+
+def _suggest(key, known) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
+_HINTS = typing.get_type_hints(PretrainConfig)
+
+
+def check_value(key: str, value, source: str):
+    """Type-check one JSON value against the field's type (ints are accepted for floats)."""
+    if key not in _FIELDS:
+        raise ConfigError(f"{source}: unknown config key {key!r}{_suggest(key, _FIELDS)}")
+    hint = _HINTS[key]
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if value is None and optional:
+        return None
+    ok = (isinstance(value, bool) if base is bool else
+          isinstance(value, int) and not isinstance(value, bool) if base is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if base is float else
+          isinstance(value, base))
+    if not ok:
+        raise ConfigError(f"{source}: field {key!r} must be {base.__name__}{' or null' if optional else ''}, "
+                          f"got {value!r}")
+    return float(value) if base is float else value
+
+
+def _parse_text(key: str, text: str):
+    """A flag's string -> the field's type."""
+    hint = _HINTS[key]
+    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
+    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
+    if optional and text.lower() in ("none", "null"):
+        return None
+    try:
+        if base is bool:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            return lowered in ("true", "1", "yes")
+        if base is int:
+            return int(text)
+        if base is float:
+            return float(text)
+        if base is dict:
+            value = json.loads(text)
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+        return text
+    except (ValueError, json.JSONDecodeError):
+        raise ConfigError(f"flag --{key.replace('_', '-')}: cannot read {text!r} as {base.__name__}") from None
+
+
+def parse_flags(argv) -> tuple:
+    """`--key value`, `--key=value`, bare `--flag` for booleans (true) and `--resume` ("latest").
+
+    Returns (config_json_path or None, {field: typed value}); dashes in keys mean underscores."""
+    config_path, values, i = None, {}, 0
+    argv = list(argv)
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or arg == "--":
+            raise ConfigError(f"unexpected argument {arg!r}; flags are --key value")
+        key, eq, text = arg[2:].partition("=")
+        key = key.replace("-", "_")
+        if key == "config":
+            if not eq:
+                i += 1
+                if i >= len(argv):
+                    raise ConfigError("--config needs a JSON file path")
+                text = argv[i]
+            config_path = text
+            i += 1
+            continue
+        if key not in _FIELDS:
+            raise ConfigError(f"unknown flag --{key.replace('_', '-')}{_suggest(key, _FIELDS)}")
+        if not eq:
+            bare = i + 1 >= len(argv) or argv[i + 1].startswith("--")
+            if bare and (_HINTS[key] is bool or key == "resume"):
+                values[key] = True if key != "resume" else "latest"
+                i += 1
+                continue
+            if bare:
+                raise ConfigError(f"flag --{key.replace('_', '-')} needs a value")
+            text = argv[i + 1]
+            i += 1
+        values[key] = _parse_text(key, text)
+        i += 1
+    return config_path, values
+
+
+def from_argv(argv) -> PretrainConfig:
+    """Command line -> resolved PretrainConfig."""
+    config_path, values = parse_flags(argv)
+    cfg = PretrainConfig.load(config_path, values).resolve()
+    return dataclasses.replace(cfg, data=os.fspath(cfg.data), output_dir=os.fspath(cfg.output_dir))

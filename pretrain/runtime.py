@@ -1,0 +1,105 @@
+"""Process-level plumbing of a pretraining run: device precision, fleet set-up and all-reduce, stop signals, logs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import numpy as np
+
+import paddle_electra  # noqa: F401  (CPU environment before paddle)
+import paddle
+
+from pretrain.evaluate import format_result
+
+
+def resolve_amp(choice: str):
+    """None (fp32), "bfloat16" or "float16" for the current device."""
+    on_gpu = paddle.device.get_device().startswith("gpu")
+    if choice == "auto":
+        return ("bfloat16" if paddle.amp.is_bfloat16_supported() else "float16") if on_gpu else None
+    return {"none": None, "bf16": "bfloat16", "fp16": "float16"}[choice]
+
+
+def init_distributed():
+    """(world_size, rank); fleet collective mode when launched by paddle.distributed.launch with > 1 process."""
+    if int(os.environ.get("PADDLE_TRAINERS_NUM", "1")) > 1:
+        from paddle.distributed import fleet
+        fleet.init(is_collective=True)
+        return paddle.distributed.get_world_size(), paddle.distributed.get_rank()
+    return 1, 0
+
+
+def all_reduce_sum(values, world_size):
+    """Sum a float64 vector over ranks."""
+    values = np.asarray(values, dtype=np.float64)
+    if world_size == 1:
+        return values
+    tensor = paddle.to_tensor(values)
+    paddle.distributed.all_reduce(tensor)
+    return tensor.numpy()
+
+
+class DictOutput(paddle.nn.Layer):
+    """ElectraForPretraining with a dict output: DataParallel looks for the tensors to start its backward traversal
+    from only in tensors, lists and dicts, and with none found it marks every parameter unused."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args, **kwargs):
+        return vars(self.model(*args, **kwargs))
+
+
+class StopFlag:
+    """SIGTERM/SIGINT ask for a clean stop (checkpoint, export) at the next step boundary; a 2nd SIGINT aborts."""
+
+    def __init__(self):
+        self.reason = None
+        self._previous = {sig: signal.signal(sig, self._handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore(self):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = signal.Signals(signum).name
+
+
+def read_jsonl(path, max_step=None) -> list:
+    """Records of a jsonl log (optionally only those up to max_step); stops at a line cut short by a kill."""
+    if not os.path.exists(path):
+        return []
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                break  # a line cut by a kill: everything after it is lost anyway
+            if max_step is None or record["step"] <= max_step:
+                records.append(record)
+    return records
+
+
+def format_summary(s: dict) -> str:
+    """The final summary as printed at the end of a run."""
+    last = s["last"] or {}
+    lines = [f"\n=== pretraining summary: {s['steps']} steps ({s['stopped']}), world {s['world_size']}, global batch "
+             f"{s['global_batch']} x {s['seq_len']}, {s['amp']}, {s['wall_seconds'] / 60:.1f} min, "
+             f"{s['tokens_per_s']:.0f} tokens/s, peak RSS {s['peak_rss_mb']:.0f} MB"]
+    if last:
+        lines.append(f"last step: loss {last['loss']:.4f} (gen {last['gen_loss']:.4f}, disc {last['disc_loss']:.4f}),"
+                     f" gen acc {100 * last['gen_acc']:.2f}%, disc acc {100 * last['disc_acc']:.2f}%, lr "
+                     f"{last['lr']:.3g}, grad norm {last['grad_norm']:.3f}")
+    if s["eval"]:
+        lines.append(format_result(s["eval"]))
+    if s["export"]:
+        lines.append(f"exported: {s['export']['discriminator']}, {s['export']['generator']}")
+    return "\n".join(lines)

@@ -1,0 +1,110 @@
+"""The inference fast path computes what the dygraph model computes: exported Paddle Inference predictor (oneDNN)
+and ONNX Runtime against dygraph on a tiny model, with padding, length bucketing and several heads."""
+import json
+
+import numpy as np
+import pytest
+
+import paddle_electra  # noqa: F401  (environment first)
+import paddle
+
+from paddle_electra import preset
+from paddle_electra.errors import WeightsError
+from paddle_electra.export import (DygraphRunner, InferenceRunner, OnnxRunner, export_for_inference, length_buckets,
+                                   pad_rows, predict_bucketed, read_manifest)
+from paddle_electra.modeling import ElectraForQuestionAnswering, ElectraForSequenceClassification
+
+ATOL = 1e-4
+
+
+def _batch(rng, batch, length, vocab):
+    ids = rng.integers(5, vocab, size=(batch, length)).astype(np.int64)
+    types = np.zeros_like(ids)
+    types[:, length // 2:] = 1
+    mask = np.ones_like(ids)
+    for row in range(1, batch):  # ragged: row r keeps length - 2r real tokens
+        cut = max(2, length - 2 * row)
+        ids[row, cut:], types[row, cut:], mask[row, cut:] = 0, 0, 0
+    return ids, types, mask
+
+
+@pytest.fixture(scope="module")
+def seqcls_export(tmp_path_factory):
+    paddle.seed(7)
+    model = ElectraForSequenceClassification(preset("tiny"), num_labels=3)
+    model.train()  # export must switch to eval itself and restore the mode
+    out = tmp_path_factory.mktemp("export")
+    paths = export_for_inference(model, out, onnx=True)
+    return model, out, paths
+
+
+def test_export_files_and_model_restored(seqcls_export):
+    model, out, paths = seqcls_export
+    assert model.training  # mode restored
+    assert "forward" not in model.__dict__  # to_static's in-place forward replacement undone
+    manifest = read_manifest(out)
+    assert manifest["inputs"] == ["input_ids", "token_type_ids", "attention_mask"]
+    assert manifest["num_labels"] == 3 and manifest["model_class"] == "ElectraForSequenceClassification"
+    for key in ("model", "params", "onnx", "manifest"):
+        assert paths[key].startswith(str(out))
+    assert not [p for p in out.iterdir() if p.name.startswith(".export-")]
+
+
+@pytest.mark.parametrize("batch,length", [(1, 7), (4, 33), (3, 128)])
+def test_predictor_and_onnx_match_dygraph(seqcls_export, batch, length):
+    model, out, _ = seqcls_export
+    arrays = _batch(np.random.default_rng(length), batch, length, model.config.vocab_size)
+    reference = DygraphRunner(model)(*arrays)
+    model.train()
+    for runner in (InferenceRunner(out, num_threads=1), InferenceRunner(out, use_onednn=False),
+                   OnnxRunner(out, num_threads=1)):
+        got = runner(*arrays)
+        assert got.shape == (batch, 3)
+        np.testing.assert_allclose(got, reference, atol=ATOL, rtol=1e-4)
+    # padding must not leak into the [CLS] logits: a row alone, unpadded, gives the same result
+    last = arrays[2][-1].sum()
+    alone = InferenceRunner(out, num_threads=1)(*(a[-1:, :last] for a in arrays))
+    np.testing.assert_allclose(alone, reference[-1:], atol=ATOL, rtol=1e-4)
+
+
+def test_bucketed_prediction_keeps_order(seqcls_export):
+    model, out, _ = seqcls_export
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(3, 60, size=23)
+    encodings = {"input_ids": [list(rng.integers(5, 99, size=n)) for n in lengths],
+                 "token_type_ids": [[0] * n for n in lengths], "attention_mask": [[1] * n for n in lengths]}
+    one_by_one = np.concatenate([DygraphRunner(model)(*(np.array([encodings[k][i]]) for k in encodings))
+                                 for i in range(len(lengths))])
+    bucketed = predict_bucketed(InferenceRunner(out, num_threads=1), encodings, batch_size=5)
+    np.testing.assert_allclose(bucketed, one_by_one, atol=ATOL, rtol=1e-4)
+    unsorted = predict_bucketed(OnnxRunner(out, num_threads=1), encodings, batch_size=5, bucket=False)
+    np.testing.assert_allclose(unsorted, one_by_one, atol=ATOL, rtol=1e-4)
+    model.train()
+
+
+def test_two_output_model(tmp_path):
+    paddle.seed(1)
+    model = ElectraForQuestionAnswering(preset("tiny"))
+    export_for_inference(model, tmp_path)
+    arrays = _batch(np.random.default_rng(0), 2, 19, model.config.vocab_size)
+    start, end = DygraphRunner(model)(*arrays)
+    got_start, got_end = InferenceRunner(tmp_path, num_threads=1)(*arrays)
+    np.testing.assert_allclose(got_start, start, atol=ATOL, rtol=1e-4)
+    np.testing.assert_allclose(got_end, end, atol=ATOL, rtol=1e-4)
+
+
+def test_incomplete_export_is_refused(tmp_path):
+    with pytest.raises(WeightsError, match="export.json"):
+        InferenceRunner(tmp_path)
+    (tmp_path / "export.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(WeightsError, match="format"):
+        read_manifest(tmp_path)
+    with pytest.raises(WeightsError, match="ONNX model not found"):
+        OnnxRunner(tmp_path)
+
+
+def test_bucketing_helpers():
+    batches = length_buckets([5, 1, 4, 1, 9], 2)
+    assert [b.tolist() for b in batches] == [[1, 3], [2, 0], [4]]
+    padded = pad_rows([[1, 2, 3], [4]], pad_id=0, multiple=4)
+    assert padded.tolist() == [[1, 2, 3, 0], [4, 0, 0, 0]] and padded.dtype == np.int64
