@@ -140,6 +140,17 @@ class PretrainConfig:
                               f"gradient_accumulation_steps {cfg.gradient_accumulation_steps}")
         if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
             raise ConfigError(f"field 'dropout' must be in [0, 1), got {cfg.dropout}")
+        if not cfg.learning_rate > 0:
+            raise ConfigError(f"field 'learning_rate' must be positive, got {cfg.learning_rate}")
+        # paths and model shapes are checked here, before any data is read or any model is built
+        for name in ("data", "eval_data"):
+            path = getattr(cfg, name)
+            if path and not os.path.isfile(os.path.join(path, "index.json")):
+                raise ConfigError(f"field {name!r}: {path} is not a dataset directory built by pretrain/data.py "
+                                  "(no index.json)")
+        if cfg.resume not in ("", "latest", True) and not os.path.isdir(str(cfg.resume)):
+            raise ConfigError(f"field 'resume': checkpoint directory {cfg.resume} not found")
+        cfg.model_configs(preset(cfg.size).vocab_size)
         return cfg
 
     def micro_batch_size(self, world_size: int) -> int:

@@ -41,6 +41,7 @@ in memory), an empty (or whitespace-only) file, an unreadable path.
 from __future__ import annotations
 
 import argparse
+import codecs
 import collections
 import concurrent.futures
 import hashlib
@@ -57,7 +58,7 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from paddle_electra.errors import ConfigError, DataError
+from paddle_electra.errors import ConfigError, DataError, ElectraError
 from paddle_electra.fileio import sha256_file, write_json
 
 FORMAT = "paddle-electra-pretraining-data/1"
@@ -564,6 +565,37 @@ class EpochSampler:
 
 # ---------------------------------------------------------------------------------------------------------------------
 
+def check_build_args(args):
+    """The first problem with the command line, as one line, or None: checked before any work starts."""
+    for path in args.input:
+        if not os.path.exists(path):
+            return f"--input: {path} not found"
+    if args.vocab is not None and not os.path.isfile(args.vocab):
+        return f"--vocab: {args.vocab} not found"
+    if args.build_vocab is not None and args.build_vocab <= 5:
+        return f"--build-vocab must be larger than the 5 special tokens, got {args.build_vocab}"
+    if not 8 <= args.max_seq_length <= 512:
+        return f"--max-seq-length must be between 8 and 512, got {args.max_seq_length}"
+    if args.shard_tokens <= 0:
+        return f"--shard-tokens must be positive, got {args.shard_tokens}"
+    if args.max_line_bytes <= 0:
+        return f"--max-line-bytes must be positive, got {args.max_line_bytes}"
+    if args.num_workers is not None and args.num_workers < 0:
+        return f"--num-workers must be >= 0, got {args.num_workers}"
+    if args.min_frequency < 1:
+        return f"--min-frequency must be >= 1, got {args.min_frequency}"
+    for name in ("short_seq_prob", "single_segment_prob"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            return f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
+    try:
+        codecs.lookup(args.encoding)
+    except LookupError:
+        return f"--encoding: unknown encoding {args.encoding!r}"
+    if os.path.exists(args.output) and os.listdir(args.output) and not args.overwrite:
+        return f"--output: {args.output} exists and is not empty; pass --overwrite to replace it"
+    return None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a packed ELECTRA pretraining dataset from text files.",
                                      epilog=__doc__.split("\n\n")[1])
@@ -587,13 +619,21 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    problem = check_build_args(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
                            single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
                            on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,
                            encoding=args.encoding, shard_tokens=args.shard_tokens)
-    index = build_dataset(args.input, args.output, vocab=args.vocab, vocab_size=args.build_vocab, options=options,
-                          num_workers=args.num_workers, progress=not args.quiet, overwrite=args.overwrite,
-                          min_frequency=args.min_frequency)
+    try:
+        index = build_dataset(args.input, args.output, vocab=args.vocab, vocab_size=args.build_vocab,
+                              options=options, num_workers=args.num_workers, progress=not args.quiet,
+                              overwrite=args.overwrite, min_frequency=args.min_frequency)
+    except ElectraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     seconds = index["build_seconds"]
     print(f"{index['num_examples']} examples, {index['num_tokens']} tokens in {seconds:.1f}s "
           f"({index['num_tokens'] / max(seconds, 1e-9):.0f} tokens/s, {index['num_workers']} workers) -> {args.output}")

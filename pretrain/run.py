@@ -31,7 +31,11 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     from pretrain.train import train
-    train(cfg)
+    try:
+        train(cfg)
+    except ElectraError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -25,6 +25,7 @@ import paddle_electra  # noqa: F401  (CPU environment before paddle)
 import paddle
 
 from paddle_electra.errors import ConfigError
+from paddle_electra.fileio import write_text
 from paddle_electra.optim import build_optimizer, global_grad_norm, linear_warmup_decay
 from paddle_electra.pretraining import ElectraForPretraining, PretrainOutput
 from pretrain.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
@@ -110,11 +111,13 @@ def train(cfg: PretrainConfig) -> dict:
     writer = bar = losses_file = None
     if is_main:
         os.makedirs(cfg.output_dir, exist_ok=True)
-        kept = read_jsonl(losses_path, max_step=step) if resume_from else []
-        losses_file = open(losses_path, "w", encoding="utf-8")
-        for record in kept:
-            losses_file.write(json.dumps(record) + "\n")
-        losses_file.flush()
+        # cut both logs back to the resume point with an atomic rewrite, then append: a kill at any moment
+        # leaves either the old or the new log, never a truncated one
+        for name in ("losses.jsonl", "eval.jsonl"):
+            path = os.path.join(cfg.output_dir, name)
+            kept = read_jsonl(path, max_step=step) if resume_from else []
+            write_text(path, "".join(json.dumps(record) + "\n" for record in kept))
+        losses_file = open(losses_path, "a", encoding="utf-8")
         if cfg.visualdl:
             from visualdl import LogWriter
             writer = LogWriter(logdir=os.path.join(cfg.output_dir, "visualdl"))

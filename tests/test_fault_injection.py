@@ -51,15 +51,13 @@ def step_of(path):
     match = re.search(r"\.tmp-step-(\d+)-", str(path))
     return int(match.group(1)) if match else -1
 
-if point == "losses-truncated":
-    import builtins
-    real_open = builtins.open
-    def patched_open(file, mode="r", *args, **kwargs):
-        f = real_open(file, mode, *args, **kwargs)
-        if str(file).endswith("losses.jsonl") and "w" in mode:
-            die()  # the old log is truncated, the kept records are not written back yet
-        return f
-    builtins.open = patched_open
+if point == "losses-rewrite":
+    real_replace = os.replace
+    def patched_replace(src, dst, *args, **kwargs):
+        if str(dst).endswith("losses.jsonl"):
+            die()  # the cut-back log is fully written to its temp file, not renamed over the old one yet
+        return real_replace(src, dst, *args, **kwargs)
+    os.replace = patched_replace
 elif point == "checkpoint-half-written":
     import pretrain.checkpoint as ckpt
     real_save = ckpt.save_safetensors
@@ -349,9 +347,6 @@ def test_pretraining_killed_inside_a_checkpoint_write_resumes_exactly(launcher, 
     assert_same_as_reference(out, pretrain_reference)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="pretrain/train.py rewrites losses.jsonl in place on resume (open 'w', then the kept "
-                          "records): a kill in between loses the log of every earlier step")
 def test_pretraining_killed_while_rewriting_the_loss_log_keeps_earlier_steps(launcher, pretrain_data,
                                                                              pretrain_reference, tmp_path):
     out = tmp_path / "out"
@@ -361,7 +356,7 @@ def test_pretraining_killed_while_rewriting_the_loss_log_keeps_earlier_steps(lau
     rc, text = finish(start(launcher, "pretrain/run.py", first, log), log)
     assert rc == 0, text[-3000:]
     process = start(launcher, "pretrain/run.py", pretrain_args(pretrain_data, out, "--resume"), log,
-                    FI_KILL_AT="losses-truncated")
+                    FI_KILL_AT="losses-rewrite")
     assert finish(process, log)[0] == -signal.SIGKILL
     rc, text = finish(start(launcher, "pretrain/run.py", pretrain_args(pretrain_data, out, "--resume"), log), log)
     assert rc == 0, text[-3000:]

