@@ -142,16 +142,18 @@ class PretrainConfig:
             raise ConfigError(f"field 'dropout' must be in [0, 1), got {cfg.dropout}")
         if not cfg.learning_rate > 0:
             raise ConfigError(f"field 'learning_rate' must be positive, got {cfg.learning_rate}")
-        # paths and model shapes are checked here, before any data is read or any model is built
+        cfg.model_configs(preset(cfg.size).vocab_size)  # shape overrides fail here, before any data is read
+        return cfg
+
+    def check_paths(self):
+        """The input paths exist: checked by the command line before any data is read or any model is built."""
         for name in ("data", "eval_data"):
-            path = getattr(cfg, name)
+            path = getattr(self, name)
             if path and not os.path.isfile(os.path.join(path, "index.json")):
                 raise ConfigError(f"field {name!r}: {path} is not a dataset directory built by pretrain/data.py "
                                   "(no index.json)")
-        if cfg.resume not in ("", "latest", True) and not os.path.isdir(str(cfg.resume)):
-            raise ConfigError(f"field 'resume': checkpoint directory {cfg.resume} not found")
-        cfg.model_configs(preset(cfg.size).vocab_size)
-        return cfg
+        if self.resume not in ("", "latest", True) and not os.path.isdir(str(self.resume)):
+            raise ConfigError(f"field 'resume': checkpoint directory {self.resume} not found")
 
     def micro_batch_size(self, world_size: int) -> int:
         """Examples per rank per forward pass."""

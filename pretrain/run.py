@@ -27,6 +27,7 @@ def main(argv=None) -> int:
     from pretrain.config import from_argv
     try:
         cfg = from_argv(argv)
+        cfg.check_paths()
     except ElectraError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

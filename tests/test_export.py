@@ -9,7 +9,7 @@ import paddle_electra  # noqa: F401  (environment first)
 import paddle
 
 from paddle_electra import preset
-from paddle_electra.errors import WeightsError
+from paddle_electra.errors import ConfigError, WeightsError
 from paddle_electra.export import (DygraphRunner, InferenceRunner, OnnxRunner, export_for_inference, length_buckets,
                                    pad_rows, predict_bucketed, read_manifest)
 from paddle_electra.modeling import ElectraForQuestionAnswering, ElectraForSequenceClassification
@@ -91,6 +91,21 @@ def test_two_output_model(tmp_path):
     got_start, got_end = InferenceRunner(tmp_path, num_threads=1)(*arrays)
     np.testing.assert_allclose(got_start, start, atol=ATOL, rtol=1e-4)
     np.testing.assert_allclose(got_end, end, atol=ATOL, rtol=1e-4)
+
+
+def test_bf16_predictor_is_close(seqcls_export):
+    model, out, _ = seqcls_export
+    from paddle_electra.export import bf16_supported
+    if not bf16_supported():
+        with pytest.raises(ConfigError, match="bfloat16"):
+            InferenceRunner(out, precision="bf16")
+        return
+    arrays = _batch(np.random.default_rng(5), 4, 40, model.config.vocab_size)
+    reference = InferenceRunner(out, num_threads=1)(*arrays)
+    got = InferenceRunner(out, num_threads=1, precision="bf16")(*arrays)
+    assert np.abs(got - reference).max() < 0.1  # bf16 keeps 8 bits of mantissa
+    with pytest.raises(ConfigError, match="precision"):
+        InferenceRunner(out, precision="fp16")
 
 
 def test_incomplete_export_is_refused(tmp_path):

@@ -190,6 +190,7 @@ def test_evaluate_unigram_baseline(pd_data):
 LEARN_STEPS = 300
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_on_peoples_daily(pd_data, tmp_path):
     """The demo config (pretrain/configs/peoples_daily_tiny.json) for 300 steps (~1-2 min on 2 idle cores).
 
