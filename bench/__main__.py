@@ -7,6 +7,7 @@ Writes bench/results/latest.json (all raw numbers, times of every repeat, machin
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -81,6 +82,11 @@ def targets(results: dict) -> str:
                                 (("hf", "padded128", "shipped"), "HF torch eager (padded)", 2.0)):
             if key in case:
                 add(f"inference b{batch}: exported / {name}", common.ratio(exported, case[key]), goal)
+        bf16 = case.get(("ours-exported-bf16", "bucketed", "ours"))
+        hf_bf16 = case.get(("hf-bf16", "bucketed", "shipped"))
+        if bf16 and hf_bf16:
+            add(f"inference b{batch}: exported bf16 / HF torch autocast bf16", common.ratio(bf16, hf_bf16), 2.0,
+                note="opt-in bf16 on both sides (AMX here)")
         hub, fast = case.get(("hub", "predict", "ours")), case.get(("hub-fast", "predict", "ours"))
         if hub and fast:
             add(f"inference b{batch}: hub predict() fast path / dygraph", common.ratio(fast, hub), 1.0,
@@ -103,69 +109,20 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results alone")
     parser.add_argument("--out", default=str(common.RESULTS), help="results folder (latest.json, latest.md)")
+    parser.add_argument("--render", metavar="JSON", help="measure nothing: rebuild the report of a results file")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {unknown}; choose from {SECTIONS}")
-
     if args.quick and args.long:
         parser.error("--quick and --long exclude each other")
-    level = "quick" if args.quick else "long" if args.long else "default"
-    started = time.time()
-    machine = common.machine_info()
-    results = {"machine": machine, "level": level, "our_env": common.our_settings(),
-               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    tables = []
-    peak = None
-    if "peak" in only or "pretrain" in only or "finetune" in only:
-        peaks = measure_peaks(level == "quick")
-        results["peak"] = peaks
-        tables.append(peak_table(peaks))
-        # the machine's capability: the best repeat of the best library (medians suffer most from other load)
-        peak = max((r["best_gflops"] for r in peaks.values()), default=None)
-        results["peak_gflops"] = peak
-    if "pretrain" in only:
-        from bench import pretrain_step
-        results["pretrain"] = pretrain_step.run(level, peak)
-        tables.append(results["pretrain"]["table"])
-    if "finetune" in only:
-        from bench import finetune_step
-        results["finetune"] = finetune_step.run(level, peak)
-        tables.append(results["finetune"]["table"])
-    if "inference" in only:
-        from bench import inference
-        results["inference"] = inference.run(level)
-        tables.append(results["inference"]["table"])
-    if "tokenize" in only:
-        from bench import tokenization
-        results["tokenize"] = tokenization.run(level)
-        tables.append(results["tokenize"]["table"])
-    if "data" in only:
-        from bench import data_builder
-        results["data"] = data_builder.run(level)
-        tables.append(results["data"]["table"])
-    summary = targets(results)
-    if summary:
-        tables.insert(0, summary)
-    try:
-        load_end = os.getloadavg()
-    except OSError:
-        load_end = None
-    results["elapsed_s"] = round(time.time() - started, 1)
-    results["loadavg_at_end"] = load_end
-    header = (f"# paddle-electra benchmarks{'' if level == 'default' else f' ({level})'}\n\n"
-              f"{results['started']} on {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}; "
-              f"paddle {machine['versions']['paddle']}, paddlenlp {machine['versions']['paddlenlp']}, "
-              f"torch {machine['versions']['torch']}, transformers {machine['versions']['transformers']}, "
-              f"onnxruntime {machine['versions']['onnxruntime']}. Load average at start "
-              f"{_load(machine['loadavg_at_start'])}, at end {_load(load_end)} (other work on the machine makes "
-              f"absolute numbers noisy; every ratio compares runs made minutes apart in this run). "
-              f"Total {results['elapsed_s'] / 60:.1f} min.\n\n"
-              f"'our env' = what importing paddle_electra sets on this machine ({_settings(results['our_env'])}; "
-              "MKL_DEBUG_CPU_TYPE=5 is added on AMD CPUs only); 'as shipped' = none of it. "
-              "'spread' = (slowest - fastest) / median of the repeats.\n")
-    report = header + "\n" + "\n\n".join(t for t in tables if t) + "\n"
+    if args.render:
+        with open(args.render, encoding="utf-8") as f:
+            results = json.load(f)
+    else:
+        results = measure(only, "quick" if args.quick else "long" if args.long else "default")
+    report = render(results)
     print(report)
     if not args.no_write:
         from paddle_electra.fileio import write_json, write_text
@@ -174,6 +131,63 @@ def main(argv=None) -> int:
         write_text(os.path.join(args.out, "latest.md"), report)
         common.log(f"wrote {os.path.join(args.out, 'latest.json')} and latest.md")
     return 0
+
+
+def measure(only, level: str) -> dict:
+    """Run the sections in `only`; every section stores its rows and its rendered table in the results."""
+    started = time.time()
+    results = {"machine": common.machine_info(), "level": level, "our_env": common.our_settings(),
+               "started": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    peak = None
+    if "peak" in only or "pretrain" in only or "finetune" in only:
+        peaks = measure_peaks(level == "quick")
+        results["peak"] = peaks
+        # the machine's capability: the best repeat of the best library (medians suffer most from other load)
+        peak = max((r["best_gflops"] for r in peaks.values()), default=None)
+        results["peak_gflops"] = peak
+    if "pretrain" in only:
+        from bench import pretrain_step
+        results["pretrain"] = pretrain_step.run(level, peak)
+    if "finetune" in only:
+        from bench import finetune_step
+        results["finetune"] = finetune_step.run(level, peak)
+    if "inference" in only:
+        from bench import inference
+        results["inference"] = inference.run(level)
+    if "tokenize" in only:
+        from bench import tokenization
+        results["tokenize"] = tokenization.run(level)
+    if "data" in only:
+        from bench import data_builder
+        results["data"] = data_builder.run(level)
+    try:
+        results["loadavg_at_end"] = os.getloadavg()
+    except OSError:
+        results["loadavg_at_end"] = None
+    results["elapsed_s"] = round(time.time() - started, 1)
+    return results
+
+
+def render(results: dict) -> str:
+    """The markdown report: header, targets, then each section's table."""
+    machine, level = results["machine"], results.get("level", "default")
+    header = (f"# paddle-electra benchmarks{'' if level == 'default' else f' ({level})'}\n\n"
+              f"{results['started']} on {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}; "
+              f"paddle {machine['versions']['paddle']}, paddlenlp {machine['versions']['paddlenlp']}, "
+              f"torch {machine['versions']['torch']}, transformers {machine['versions']['transformers']}, "
+              f"onnxruntime {machine['versions']['onnxruntime']}. Load average at start "
+              f"{_load(machine['loadavg_at_start'])}, at end {_load(results.get('loadavg_at_end'))} (other work on "
+              f"the machine makes absolute numbers noisy; every ratio compares runs made minutes apart in this run). "
+              f"Total {results['elapsed_s'] / 60:.1f} min.\n\n"
+              f"'our env' = what importing paddle_electra sets on this machine ({_settings(results.get('our_env', {}))}; "
+              "MKL_DEBUG_CPU_TYPE=5 is added on AMD CPUs only); 'as shipped' = none of it. "
+              "'spread' = (slowest - fastest) / median of the repeats.\n")
+    tables = [targets(results)]
+    if "peak" in results:
+        tables.append(peak_table(results["peak"]))
+    tables += [results[name]["table"] for name in ("pretrain", "finetune", "inference", "tokenize", "data")
+               if name in results]
+    return header + "\n" + "\n\n".join(t for t in tables if t) + "\n"
 
 
 def _settings(settings: dict) -> str:

@@ -63,7 +63,7 @@ def our_settings() -> dict:
 
 def make_env(kind: str) -> dict:
     """'shipped': nothing set, as a user of the library gets it (Paddle then runs on one thread, MKL on its generic
-    AMD path); 'ours': what importing paddle_electra sets (paddle_electra.env: all cores, MKL_DEBUG_CPU_TYPE=5, ...),
+    AMD path); 'ours': what importing paddle_electra sets (paddle_electra.env: all cores; on AMD MKL_DEBUG_CPU_TYPE=5),
     applied before any library starts, so PaddleNLP and HF runs in 'ours' get exactly the same settings."""
     env = base_env()
     if kind == "shipped":

@@ -30,6 +30,7 @@ from bench import common, corpus, shapes
 
 CHECK_N = 16  # sentences whose outputs every path returns for the equality checks
 ATOL = 2e-4
+BF16_ATOL = 0.1  # bfloat16 keeps 8 bits of mantissa: logits of the opt-in bf16 paths are checked against this
 
 
 def encodings(n: int, seed: int = 0):
@@ -91,7 +92,7 @@ def load_ours(model_dir):
 
 def build(impl, spec):
     """(runner(ids, types, mask) -> logits, backbone_cls(ids, types, mask) -> [B, H] or None)."""
-    if impl in ("ours-dygraph", "ours-exported", "ours-onnx"):
+    if impl in ("ours-dygraph", "ours-exported", "ours-onnx", "ours-exported-bf16"):
         import paddle
         from paddle_electra.export import DygraphRunner, InferenceRunner, OnnxRunner
         model = load_ours(spec["model_dir"])
@@ -102,7 +103,8 @@ def build(impl, spec):
 
         runner = {"ours-dygraph": lambda: DygraphRunner(model),
                   "ours-exported": lambda: InferenceRunner(spec["export_dir"]),
-                  "ours-onnx": lambda: OnnxRunner(spec["export_dir"])}[impl]()
+                  "ours-onnx": lambda: OnnxRunner(spec["export_dir"]),
+                  "ours-exported-bf16": lambda: InferenceRunner(spec["export_dir"], precision="bf16")}[impl]()
         return runner, cls_state
     if impl == "paddlenlp":
         import paddle
@@ -126,7 +128,8 @@ def build(impl, spec):
                 return model.electra(paddle.to_tensor(ids), paddle.to_tensor(types))[:, 0].numpy()
 
         return run, cls_state
-    if impl == "hf":
+    if impl in ("hf", "hf-bf16"):
+        import contextlib
         import torch
         from transformers import ElectraConfig, ElectraForSequenceClassification
         from paddle_electra.config import ElectraConfig as OurConfig
@@ -140,15 +143,20 @@ def build(impl, spec):
             raise RuntimeError(f"HF weight map: {result}")
         model.eval()
 
+        def autocast():
+            if impl == "hf-bf16":
+                return torch.autocast("cpu", dtype=torch.bfloat16)
+            return contextlib.nullcontext()
+
         def run(ids, types, mask):
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 return model(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(types),
-                             attention_mask=torch.from_numpy(mask)).logits.numpy()
+                             attention_mask=torch.from_numpy(mask)).logits.float().numpy()
 
         def cls_state(ids, types, mask):
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast():
                 return model.electra(input_ids=torch.from_numpy(ids), token_type_ids=torch.from_numpy(types),
-                                     attention_mask=torch.from_numpy(mask)).last_hidden_state[:, 0].numpy()
+                                     attention_mask=torch.from_numpy(mask)).last_hidden_state[:, 0].float().numpy()
 
         return run, cls_state
     raise ValueError(impl)
@@ -258,6 +266,8 @@ CASES = [  # (impl, mode, env, label)
     ("paddlenlp", "bucketed", "ours", "PaddleNLP dygraph (bucketed, our env)"),
     ("hf", "bucketed", "shipped", "HF torch eager (bucketed)"),
     ("hf", "padded128", "shipped", "HF torch eager, padded to 128"),
+    ("ours-exported-bf16", "bucketed", "ours", "opt-in bf16: paddle_electra exported predictor, oneDNN bf16"),
+    ("hf-bf16", "bucketed", "shipped", "opt-in bf16: HF torch eager, autocast bf16"),
     ("hub", "predict", "ours", "PaddleHub module predict(), dygraph"),
     ("hub-fast", "predict", "ours", "PaddleHub module predict(), exported-predictor fast path"),
 ]
@@ -266,11 +276,13 @@ CASES = [  # (impl, mode, env, label)
 def plan(level: str):
     """(batch, sentences, warmup, repeats, (impl, mode) pairs skipped); each pass is capped at ~40 s of repeats."""
     if level == "quick":
-        light = {("hf", "padded128"), ("paddlenlp", "bucketed"), ("hub", "predict"), ("hub-fast", "predict")}
+        light = {("hf", "padded128"), ("paddlenlp", "bucketed"), ("hub", "predict"), ("hub-fast", "predict"),
+                 ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed")}
         return [(32, 96, 0, 2, light), (1, 24, 0, 2, light | {("paddlenlp", "padded128")})]
     if level == "long":
         return [(32, 512, 0, 3, set()), (1, 128, 0, 3, set())]
-    return [(32, 256, 0, 3, set()), (1, 64, 0, 3, {("hf", "padded128")})]
+    return [(32, 256, 0, 3, set()),
+            (1, 64, 0, 3, {("hf", "padded128"), ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed")})]
 
 
 def run(level: str) -> dict:
@@ -280,7 +292,7 @@ def run(level: str) -> dict:
                  "hub_checkpoint": os.path.join(tmp, "hub_checkpoint.safetensors")}
         common.log("[inference] preparing model and export ...")
         prep = common.run_worker("bench.inference", {"kind": "prepare", **paths}, "ours")
-        needs_export = ("ours-exported", "ours-onnx", "hub-fast")
+        needs_export = ("ours-exported", "ours-onnx", "hub-fast", "ours-exported-bf16")
         for batch, n, warmup, repeats, skip in plan(level):
             results = {}
             for impl, mode, env, label in CASES:
@@ -329,18 +341,21 @@ def check_outputs(results: dict, batch: int) -> list:
     out = []
     logits = np.asarray(ref["check_logits"])
     for key, r in results.items():
-        if key[0] in ("ours-exported", "ours-onnx"):
+        if key[0] in ("ours-exported", "ours-onnx", "ours-exported-bf16"):
             diff = float(np.abs(np.asarray(r["check_logits"]) - logits).max())
-            out.append({"batch": batch, "path": key[0], "what": "logits", "max_abs_diff": diff, "ok": diff <= ATOL})
-        if "check_cls" in r and key[0] in ("paddlenlp", "hf") and "check_cls" in ref:
+            tol = BF16_ATOL if key[0].endswith("bf16") else ATOL
+            out.append({"batch": batch, "path": key[0], "what": "logits", "max_abs_diff": diff, "ok": diff <= tol,
+                        "tol": tol})
+        if "check_cls" in r and key[0] in ("paddlenlp", "hf", "hf-bf16") and "check_cls" in ref:
             diff = float(np.abs(np.asarray(r["check_cls"]) - np.asarray(ref["check_cls"])).max())
+            tol = BF16_ATOL if key[0].endswith("bf16") else ATOL
             out.append({"batch": batch, "path": f"{key[0]} ({key[1]}, {key[2]})", "what": "[CLS] state",
-                        "max_abs_diff": diff, "ok": diff <= ATOL})
+                        "max_abs_diff": diff, "ok": diff <= tol, "tol": tol})
         if "check_probs" in r:
             e = np.exp(logits - logits.max(-1, keepdims=True))
             diff = float(np.abs(np.asarray(r["check_probs"]) - e / e.sum(-1, keepdims=True)).max())
             out.append({"batch": batch, "path": key[0], "what": "probabilities", "max_abs_diff": diff,
-                        "ok": diff <= ATOL})
+                        "ok": diff <= ATOL, "tol": ATOL})
     return out
 
 
@@ -364,8 +379,8 @@ def table(rows, checks) -> str:
                        ["path", "sentences/s", "exported / this", "peak RSS MiB", "spread"], body))
     if checks:
         out.append("**Output equality (max abs difference against paddle_electra dygraph)**\n\n" +
-                   common.markdown_table(["batch", "path", "compared", "max abs diff", f"within {ATOL}"],
-            [[c["batch"], c["path"], c["what"], f"{c['max_abs_diff']:.2e}", "yes" if c["ok"] else "NO"]
+                   common.markdown_table(["batch", "path", "compared", "max abs diff", "tolerance", "within"],
+            [[c["batch"], c["path"], c["what"], f"{c['max_abs_diff']:.2e}", f"{c['tol']:g}", "yes" if c["ok"] else "NO"]
              for c in checks]))
     return "\n\n".join(out)
 

@@ -4,7 +4,7 @@ Implementations, each in its own process on the same [B, 128] batch of packed se
 - ours: `paddle_electra.ElectraForPretraining` + `paddle_electra.optim.build_optimizer` (masking, Gumbel sampling
   and replacement run inside the model's forward, on Paddle ops);
 - paddlenlp: `ElectraForTotalPretraining` + `ElectraPretrainingCriterion` with the same AdamW recipe; run with the
-  environment as shipped and with ours (OMP_NUM_THREADS, MKL_DEBUG_CPU_TYPE). PaddleNLP builds generator and
+  environment as shipped and with ours (whatever importing paddle_electra sets). PaddleNLP builds generator and
   discriminator from one config; for the official 1/4-width generator we swap in an `ElectraGenerator` of the
   generator config and re-tie the word embeddings, which is what its `ElectraForTotalPretraining` would hold if it
   took two configs. Its generator scores the whole vocabulary at every position, as shipped;
