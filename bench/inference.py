@@ -278,7 +278,7 @@ def plan(level: str):
     if level == "quick":
         light = {("hf", "padded128"), ("paddlenlp", "bucketed"), ("hub", "predict"), ("hub-fast", "predict"),
                  ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed")}
-        return [(32, 96, 0, 2, light), (1, 24, 0, 2, light | {("paddlenlp", "padded128")})]
+        return [(32, 64, 0, 2, light), (1, 16, 0, 2, light | {("paddlenlp", "padded128"), ("ours-onnx", "bucketed")})]
     if level == "long":
         return [(32, 512, 0, 3, set()), (1, 128, 0, 3, set())]
     return [(32, 256, 0, 3, set()),

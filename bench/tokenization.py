@@ -75,7 +75,7 @@ SLOW = ("hf-slow", "paddlenlp")
 
 def plan(level: str):
     """(texts for fast tokenizers, texts for the pure-Python ones, repeats fast, repeats slow)."""
-    return {"quick": (20000, 4000, 3, 1), "long": (50000, 50000, 5, 2)}.get(level, (50000, 50000, 3, 1))
+    return {"quick": (10000, 2000, 3, 1), "long": (50000, 50000, 5, 2)}.get(level, (50000, 50000, 3, 1))
 
 
 def run(level: str) -> dict:

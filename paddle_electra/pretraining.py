@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
+import numpy as np
 import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
@@ -27,6 +28,27 @@ class PretrainOutput:
     disc_logits: paddle.Tensor  # [B, L], for AUC in evaluation
     disc_labels: paddle.Tensor  # [B, L] 0/1
     num_tokens: paddle.Tensor  # real tokens in the batch
+
+
+def sinusoidal_positions(num_positions: int, width: int, std: float) -> np.ndarray:
+    """[num_positions, width] sine/cosine table (Vaswani et al. 2017), scaled to standard deviation `std`."""
+    position = np.arange(num_positions, dtype=np.float64)[:, None]
+    frequency = np.exp(-np.log(10000.0) * np.arange(0, width, 2, dtype=np.float64) / width)
+    table = np.zeros((num_positions, width), dtype=np.float64)
+    table[:, 0::2] = np.sin(position * frequency)
+    table[:, 1::2] = np.cos(position * frequency[: width // 2])
+    return (table * (std / table.std())).astype("float32")
+
+
+def init_positions_sinusoidal(embeddings: nn.Layer, std: float) -> None:
+    """Start the learned absolute position embeddings from a sinusoidal table instead of noise.
+
+    Only the starting point changes (the table stays a trained parameter, the architecture is ELECTRA's). Why: at
+    tiny sizes masked-LM and replaced-token training sit on a plateau at the unigram level until attention learns
+    to look at neighbouring positions; with random position vectors that takes ~1,000 steps, with sinusoidal ones
+    (where a fixed linear map relates position i to i+k) measurably fewer (pretrain/README.md, section 5)."""
+    weight = embeddings.position_embeddings.weight
+    weight.set_value(sinusoidal_positions(weight.shape[0], weight.shape[1], std))
 
 
 class ElectraForPretraining(nn.Layer):

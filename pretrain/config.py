@@ -60,6 +60,9 @@ class PretrainConfig:
     gen_weight: float = 1.0
     disc_weight: float = 50.0
     temperature: float = 1.0
+    # "normal" (the official truncated-normal start) or "sinusoidal": the position embeddings start from a scaled
+    # sine/cosine table (paddle_electra.pretraining.init_positions_sinusoidal); helps tiny models off the plateau
+    position_init: str = "normal"
     # optimisation
     learning_rate: Optional[float] = None
     warmup_steps: int = 10000
@@ -133,6 +136,8 @@ class PretrainConfig:
             raise ConfigError(f"field 'max_minutes' must be positive, got {cfg.max_minutes}")
         if not 0.0 < cfg.mask_prob < 1.0:
             raise ConfigError(f"field 'mask_prob' must be in (0, 1), got {cfg.mask_prob}")
+        if cfg.position_init not in ("normal", "sinusoidal"):
+            raise ConfigError(f"field 'position_init' is {cfg.position_init!r}; choose 'normal' or 'sinusoidal'")
         if cfg.amp not in AMP_CHOICES:
             raise ConfigError(f"field 'amp' is {cfg.amp!r}; choose one of {AMP_CHOICES}")
         if cfg.train_batch_size % cfg.gradient_accumulation_steps:

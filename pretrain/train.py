@@ -27,7 +27,7 @@ import paddle
 from paddle_electra.errors import ConfigError
 from paddle_electra.fileio import write_text
 from paddle_electra.optim import build_optimizer, global_grad_norm, linear_warmup_decay
-from paddle_electra.pretraining import ElectraForPretraining, PretrainOutput
+from paddle_electra.pretraining import ElectraForPretraining, PretrainOutput, init_positions_sinusoidal
 from pretrain.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from pretrain.config import PretrainConfig
 from pretrain.data import EpochSampler, PretrainingDataset
@@ -70,6 +70,8 @@ def train(cfg: PretrainConfig) -> dict:
     model = ElectraForPretraining(disc_cfg, gen_cfg, tokenizer.special_token_ids, tokenizer.mask_token_id,
                                   mask_prob=cfg.mask_prob, gen_weight=cfg.gen_weight, disc_weight=cfg.disc_weight,
                                   temperature=cfg.temperature)
+    if cfg.position_init == "sinusoidal":
+        init_positions_sinusoidal(model.discriminator.electra.embeddings, disc_cfg.initializer_range)
     schedule = linear_warmup_decay(cfg.learning_rate, cfg.warmup_steps, cfg.num_train_steps, cfg.lr_decay_power)
     optimizer = build_optimizer(model, schedule, cfg.weight_decay, clip_norm=cfg.clip_norm, epsilon=cfg.adam_epsilon)
     amp = resolve_amp(cfg.amp)

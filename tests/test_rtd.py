@@ -160,3 +160,24 @@ def test_tiny_model_overfits_one_batch():
         first = first if first is not None else float(out.gen_loss)
     assert float(out.gen_loss) < 0.5 * first
     assert float(out.gen_acc) > 0.5
+
+
+def test_sinusoidal_position_start():
+    """Row i and row i+k of the table are related by one fixed rotation per frequency (what makes neighbours easy to
+    attend to), the scale is the model's initializer_range, and the shared embedding layer gets it."""
+    from paddle_electra.pretraining import init_positions_sinusoidal, sinusoidal_positions
+    table = sinusoidal_positions(64, 16, std=0.1)
+    assert table.shape == (64, 16) and table.dtype == np.float32
+    assert abs(float(table.std()) - 0.1) < 1e-6
+    pairs = table.reshape(64, 8, 2).astype(np.float64)  # (sin, cos) per frequency
+    for i, k in ((3, 1), (20, 1), (40, 5)):  # angle(i + k) - angle(i) depends on k only
+        step_a = np.angle(pairs[i + k, :, 1] + 1j * pairs[i + k, :, 0]) - np.angle(pairs[i, :, 1] + 1j * pairs[i, :, 0])
+        step_b = np.angle(pairs[k, :, 1] + 1j * pairs[k, :, 0]) - np.angle(pairs[0, :, 1] + 1j * pairs[0, :, 0])
+        assert np.allclose(np.exp(1j * step_a), np.exp(1j * step_b), atol=1e-6)
+    from paddle_electra.config import preset
+    disc = preset("tiny", "discriminator").replace(vocab_size=50, max_position_embeddings=32)
+    gen = preset("tiny", "generator").replace(vocab_size=50, max_position_embeddings=32)
+    model = ElectraForPretraining(disc, gen, special_ids=[0, 1, 2, 3], mask_token_id=4)
+    init_positions_sinusoidal(model.discriminator.electra.embeddings, disc.initializer_range)
+    expected = sinusoidal_positions(32, disc.embedding_size, disc.initializer_range)
+    assert np.array_equal(model.generator.electra.embeddings.position_embeddings.weight.numpy(), expected)
