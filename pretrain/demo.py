@@ -495,14 +495,17 @@ def plot(p: Pipeline, results) -> str:
         ax.plot(steps, _smooth([100 * r["gen_acc"] for r in losses], window), label="generator acc (train)")
     if evals:
         e_steps = [r["step"] for r in evals]
-        ax.plot(e_steps, [r["gen_accuracy"] for r in evals], "o-", label="generator acc (held-out)")
+        ax.plot(e_steps, [r["gen_accuracy"] for r in evals], "o-", label="generator acc, all chosen slots (held-out)")
+        if all("gen_accuracy_at_mask" in r for r in evals):
+            ax.plot(e_steps, [r["gen_accuracy_at_mask"] for r in evals], "^-",
+                    label="generator acc at [MASK] (held-out)")
         ax.plot(e_steps, [r["unigram_accuracy"] for r in evals], "--", label="unigram baseline (held-out)")
         ax.plot(e_steps, [100 * (r["disc_auc"] or 0.5) for r in evals], "s-",
                 label="discriminator AUC x 100 (held-out)")
     ax.set(title="pretraining: accuracy (%) and AUC", xlabel="step")
     ax.legend(fontsize=8)
     for init, label in (("pretrained", "pretrained"), ("random_init", "random init")):
-        seed = results["finetune"].get(init, {}).get("seed", 1)
+        seed = results["finetune"].get("pretrained", {}).get("seed", 1)  # the same seed for both curves
         curves = finetune_curves(p.path("finetune", init, f"seed_{seed}"))
         if curves["loss"]:
             xs, ys = zip(*curves["loss"])
