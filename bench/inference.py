@@ -163,57 +163,9 @@ def build(impl, spec):
 
 
 def hub_module(fast: bool, model_dir, checkpoint):
-    """The PaddleHub module, with (fast) or without the exported-predictor path of predict(). When hub_module.py has
-    no fast path yet, the fast variant is the change proposed for it (issue 8 report), prototyped as a subclass."""
+    """The PaddleHub module with its default exported-predictor path of predict() (fast) or with it switched off."""
     from paddle_electra.hub_module import ElectraHubModule
-    kwargs = {"task": "seq-cls", "model_dir": model_dir, "load_checkpoint": checkpoint}
-    if hasattr(ElectraHubModule, "_fast_runner"):  # the proposal is in: switch it on or off
-        return ElectraHubModule(**kwargs, fast_inference=fast)
-    if not fast:
-        return ElectraHubModule(**kwargs)
-    return _prototype_fast_hub_class()(**kwargs)
-
-
-def _prototype_fast_hub_class():
-    import paddle
-    from paddle_electra.export import InferenceRunner, export_for_inference
-    from paddle_electra.hub_module import ElectraHubModule
-
-    class FastElectraHubModule(ElectraHubModule):
-        FAST_MIN_EXAMPLES = 32
-        _predictor = _predictor_key = _fast = None
-
-        def _fast_runner(self, num_examples):
-            key = np.array([float(p.sum()) for p in self.model.parameters()])
-            if self._predictor is not None and np.array_equal(key, self._predictor_key):
-                return self._predictor
-            if num_examples < self.FAST_MIN_EXAMPLES:
-                return None
-            with tempfile.TemporaryDirectory(prefix="electra-hub-export-") as folder:
-                export_for_inference(self.model, folder)
-                self._predictor = InferenceRunner(folder)
-            self._predictor_key = key
-            return self._predictor
-
-        def predict(self, data, *args, **kwargs):
-            self.eval()
-            self._fast = self._fast_runner(len(data))
-            try:
-                return super().predict(data, *args, **kwargs)
-            finally:
-                self._fast = None
-
-        def _run(self, arrays, place):
-            if self._fast is None or not isinstance(place, paddle.CPUPlace):
-                return super()._run(arrays, place)
-            pad = self.tokenizer.pad_token_id
-            inputs = []
-            for ids, types in zip(arrays[0::2], arrays[1::2]):
-                inputs += [ids, types, (ids != pad).astype(np.int64)]
-            out = self._fast(*inputs)
-            return list(out) if isinstance(out, tuple) else out
-
-    return FastElectraHubModule
+    return ElectraHubModule(task="seq-cls", model_dir=model_dir, load_checkpoint=checkpoint, fast_inference=fast)
 
 
 def worker(spec: dict) -> dict:

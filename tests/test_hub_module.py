@@ -252,6 +252,49 @@ def test_predict_pads_per_batch_and_keeps_input_order(hub, installed):
     np.testing.assert_allclose(short, same, atol=1e-5)
 
 
+@pytest.mark.parametrize("task,make", [
+    ("seq-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 3 + i % 9]]),
+    ("token-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 2 + i % 7]]),
+    ("text-matching", lambda i: [SENTENCES[i % len(SENTENCES)][: 3 + i % 5], SENTENCES[(i + 1) % len(SENTENCES)]]),
+    ("reading-comprehension", lambda i: [SENTENCES[i % len(SENTENCES)] * (1 + i % 3), "哪里天气好"]),
+])
+def test_predict_fast_path_is_the_default_and_equals_dygraph(hub, installed, task, make):
+    """predict() exports to a Paddle Inference predictor once asked for FAST_MIN_EXAMPLES examples on CPU; the
+    outputs equal dygraph's, the predictor is reused, and any weight change sends predict() back to the new weights."""
+    import paddle
+    paddle.seed(3)
+    kwargs = {"label_map": {0: "a", 1: "b", 2: "c"}} if task == "token-cls" else {}
+    fast = module(hub, task=task, **kwargs)
+    slow = module(hub, task=task, fast_inference=False, **kwargs)
+    slow.set_state_dict(fast.state_dict())  # the same (randomly initialised) heads
+    data = [make(i) for i in range(fast.FAST_MIN_EXAMPLES)]
+    extra = {"max_seq_len": 24, "doc_stride": 8} if task == "reading-comprehension" else {}
+    def same(got, want):
+        assert got[0] == want[0]
+        for a, b in zip(got[1], want[1]):  # per example: token-cls rows differ in length
+            np.testing.assert_allclose(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64), atol=1e-5)
+
+    same(fast.predict(data, batch_size=8, return_prob=True, **extra),
+         slow.predict(data, batch_size=8, return_prob=True, **extra))
+    assert fast._predictor is not None and slow._predictor is None
+    import importlib.util
+    onnx_installed = all(importlib.util.find_spec(m) for m in ("onnxruntime", "paddle2onnx"))
+    assert type(fast._predictor).__name__ == ("OnnxRunner" if onnx_installed else "InferenceRunner")
+    predictor = fast._predictor
+    fast.predict(data[:2], batch_size=8, **extra)  # a small call reuses the exported predictor
+    assert fast._predictor is predictor
+    with paddle.no_grad():  # new weights (as after training or a checkpoint load): the old predictor is dropped
+        for p in fast.model.parameters():
+            p.set_value(p * 1.5)
+    slow.set_state_dict(fast.state_dict())
+    same(fast.predict(data[:3], return_prob=True, **extra), slow.predict(data[:3], return_prob=True, **extra))
+    assert fast._predictor is None  # fewer than FAST_MIN_EXAMPLES: dygraph until the next large call
+    fast.predict(data, batch_size=8, **extra)
+    assert fast._predictor is not None
+    fast.train()  # hub.Trainer switches to training: the predictor goes at once
+    assert fast._predictor is None
+
+
 def test_label_map_conventions(hub, installed):
     import paddle
     for label_map in ({0: "neg", 1: "pos"}, {"0": "neg", "1": "pos"}, {"neg": 0, "pos": 1}):
