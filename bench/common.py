@@ -243,3 +243,55 @@ def log(message: str) -> None:
 
 if __name__ == "__main__":
     worker_main(matmul_peak_worker)
+
+
+# ---- step benchmarks (pretrain_step, finetune_step): one runner, one table --------------------------------------
+def run_step_cases(section: str, worker_module: str, cases, impls, case_key: str, flops_of, result_keys,
+                   describe, peak_gflops) -> list:
+    """Run every (case, batch) x implementation of a step benchmark in its own worker process; one row each.
+
+    cases: (case, batch, warmup, repeats, (impl, env) pairs to skip); flops_of(case, batch) -> analytic encoder
+    FLOPs of one step; result_keys: the worker's throughput fields copied into the row; describe(result) -> log line."""
+    rows = []
+    for case, batch, warmup, repeats, skip in cases:
+        flops = flops_of(case, batch)
+        for impl, env, label in impls:
+            if (impl, env) in skip:
+                continue
+            spec = {"impl": impl, case_key: case, "batch": batch, "seq_len": 128, "warmup": warmup,
+                    "repeats": repeats}
+            log(f"[{section}] {case} b{batch} {label} ...")
+            base = {case_key: case, "batch": batch, "impl": impl, "env": env, "label": label}
+            try:
+                r = run_worker(worker_module, spec, env)
+            except WorkerError as e:
+                log(str(e))
+                rows.append({**base, "error": str(e).splitlines()[0]})
+                continue
+            gflops = flops / r["median_s"] / 1e9
+            rows.append({**base, **{k: r[k] for k in result_keys}, "step_s": r["median_s"], "spread": spread(r),
+                         "enc_gflops": gflops, "peak_share": gflops / peak_gflops if peak_gflops else None,
+                         "peak_rss_mb": r["peak_rss_mb"], "times_s": r["times_s"]})
+            log("    " + describe(r))
+    return rows
+
+
+def step_table(rows, case_key: str, rate_key: str, rate_header: str, title) -> str:
+    """One markdown table per (case, batch): throughput, ratio of ours to each, encoder GFLOP/s, share of the
+    matmul peak, peak RSS, spread. title(case, batch) -> the table's heading."""
+    out = []
+    for (case, batch) in dict.fromkeys((r[case_key], r["batch"]) for r in rows):
+        group = [r for r in rows if r[case_key] == case and r["batch"] == batch]
+        ours = next((r.get(rate_key) for r in group if r["impl"] == "ours"), None)
+        body = []
+        for r in group:
+            if "error" in r:
+                body.append([r["label"], "failed: " + r["error"][:60], "-", "-", "-", "-", "-"])
+                continue
+            body.append([r["label"], r[rate_key], ratio(ours, r[rate_key]), r["enc_gflops"],
+                         None if r["peak_share"] is None else f"{100 * r['peak_share']:.0f}%", r["peak_rss_mb"],
+                         f"{100 * r['spread']:.0f}%"])
+        out.append(f"**{title(case, batch)}**\n\n" + markdown_table(
+            ["implementation", rate_header, "ours / this", "encoder GFLOP/s", "of matmul peak", "peak RSS MiB",
+             "spread"], body))
+    return "\n\n".join(out)

@@ -135,46 +135,16 @@ def plan(level: str):
 
 
 def run(level: str, peak_gflops: float) -> dict:
-    rows = []
-    for size, batch, warmup, repeats, skip in plan(level):
-        flops = step_flops(size, batch, 128)
-        for impl, env, label in IMPLS:
-            if (impl, env) in skip:
-                continue
-            spec = {"impl": impl, "size": size, "batch": batch, "seq_len": 128, "warmup": warmup, "repeats": repeats}
-            common.log(f"[finetune] {size} b{batch} {label} ...")
-            base = {"size": size, "batch": batch, "impl": impl, "env": env, "label": label}
-            try:
-                r = common.run_worker("bench.finetune_step", spec, env)
-            except common.WorkerError as e:
-                common.log(str(e))
-                rows.append({**base, "error": str(e).splitlines()[0]})
-                continue
-            rows.append({**base, "sequences_per_s": r["sequences_per_s"], "tokens_per_s": r["tokens_per_s"],
-                         "step_s": r["median_s"], "spread": common.spread(r), "enc_gflops": flops / r["median_s"] / 1e9,
-                         "peak_share": flops / r["median_s"] / 1e9 / peak_gflops if peak_gflops else None,
-                         "peak_rss_mb": r["peak_rss_mb"], "times_s": r["times_s"]})
-            common.log(f"    {r['sequences_per_s']:.1f} seq/s, step {r['median_s']:.2f} s")
+    rows = common.run_step_cases(
+        "finetune", "bench.finetune_step", plan(level), IMPLS, "size", lambda size, batch: step_flops(size, batch, 128),
+        ("sequences_per_s", "tokens_per_s"), lambda r: f"{r['sequences_per_s']:.1f} seq/s, step {r['median_s']:.2f} s",
+        peak_gflops)
     return {"rows": rows, "table": table(rows)}
 
 
 def table(rows) -> str:
-    out = []
-    for (size, batch) in dict.fromkeys((r["size"], r["batch"]) for r in rows):
-        case = [r for r in rows if r["size"] == size and r["batch"] == batch]
-        ours = next((r.get("sequences_per_s") for r in case if r["impl"] == "ours"), None)
-        body = []
-        for r in case:
-            if "error" in r:
-                body.append([r["label"], "failed: " + r["error"][:60], "-", "-", "-", "-", "-"])
-                continue
-            body.append([r["label"], r["sequences_per_s"], common.ratio(ours, r["sequences_per_s"]), r["enc_gflops"],
-                         None if r["peak_share"] is None else f"{100 * r['peak_share']:.0f}%", r["peak_rss_mb"],
-                         f"{100 * r['spread']:.0f}%"])
-        out.append(f"**Fine-tuning step, seq-cls {size}, batch {batch} x 128**\n\n" + common.markdown_table(
-            ["implementation", "sequences/s", "ours / this", "encoder GFLOP/s", "of matmul peak", "peak RSS MiB",
-             "spread"], body))
-    return "\n\n".join(out)
+    return common.step_table(rows, "size", "sequences_per_s", "sequences/s",
+                             lambda size, batch: f"Fine-tuning step, seq-cls {size}, batch {batch} x 128")
 
 
 if __name__ == "__main__":

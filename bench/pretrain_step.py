@@ -182,51 +182,20 @@ def plan(level: str):
 
 def run(level: str, peak_gflops: float) -> dict:
     """All cases of `level`; returns {"rows": [...], "table": markdown}."""
-    rows = []
-    for setting, batch, warmup, repeats, skip in plan(level):
-        flops = step_flops(setting, batch, 128)["encoder_train_flops"]
-        for impl, env, label in IMPLS:
-            if (impl, env) in skip:
-                continue
-            spec = {"impl": impl, "setting": setting, "batch": batch, "seq_len": 128, "warmup": warmup,
-                    "repeats": repeats}
-            common.log(f"[pretrain] {setting} b{batch} {label} ...")
-            try:
-                r = common.run_worker("bench.pretrain_step", spec, env)
-            except common.WorkerError as e:
-                common.log(str(e))
-                rows.append({"setting": setting, "batch": batch, "impl": impl, "env": env, "label": label,
-                             "error": str(e).splitlines()[0]})
-                continue
-            rows.append({"setting": setting, "batch": batch, "impl": impl, "env": env, "label": label,
-                         "tokens_per_s": r["tokens_per_s"], "step_s": r["median_s"], "spread": common.spread(r),
-                         "enc_gflops": flops / r["median_s"] / 1e9,
-                         "peak_share": flops / r["median_s"] / 1e9 / peak_gflops if peak_gflops else None,
-                         "peak_rss_mb": r["peak_rss_mb"], "times_s": r["times_s"], "losses": r["losses"]})
-            common.log(f"    {r['tokens_per_s']:.0f} tokens/s, step {r['median_s']:.2f} s, "
-                       f"RSS {r['peak_rss_mb']:.0f} MiB")
+    rows = common.run_step_cases(
+        "pretrain", "bench.pretrain_step", plan(level), IMPLS, "setting",
+        lambda setting, batch: step_flops(setting, batch, 128)["encoder_train_flops"], ("tokens_per_s", "losses"),
+        lambda r: f"{r['tokens_per_s']:.0f} tokens/s, step {r['median_s']:.2f} s, RSS {r['peak_rss_mb']:.0f} MiB",
+        peak_gflops)
     return {"rows": rows, "table": table(rows)}
 
 
+TITLES = {"small": "official small (generator 1/4 width)", "small-eq": "small, generator = discriminator"}
+
+
 def table(rows) -> str:
-    out = []
-    for (setting, batch) in dict.fromkeys((r["setting"], r["batch"]) for r in rows):
-        case = [r for r in rows if r["setting"] == setting and r["batch"] == batch]
-        ours = next((r.get("tokens_per_s") for r in case if r["impl"] == "ours"), None)
-        body = []
-        for r in case:
-            if "error" in r:
-                body.append([r["label"], "failed: " + r["error"][:60], "-", "-", "-", "-", "-"])
-                continue
-            body.append([r["label"], r["tokens_per_s"], common.ratio(ours, r["tokens_per_s"]), r["enc_gflops"],
-                         None if r["peak_share"] is None else f"{100 * r['peak_share']:.0f}%", r["peak_rss_mb"],
-                         f"{100 * r['spread']:.0f}%"])
-        title = {"small": "official small (generator 1/4 width)",
-                 "small-eq": "small, generator = discriminator"}[setting]
-        out.append(f"**Pretraining step, {title}, batch {batch} x 128**\n\n" + common.markdown_table(
-            ["implementation", "tokens/s", "ours / this", "encoder GFLOP/s", "of matmul peak", "peak RSS MiB",
-             "spread"], body))
-    return "\n\n".join(out)
+    return common.step_table(rows, "setting", "tokens_per_s", "tokens/s",
+                             lambda setting, batch: f"Pretraining step, {TITLES[setting]}, batch {batch} x 128")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import tempfile
 import warnings
 
 import numpy as np
@@ -409,7 +410,6 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         self._drop_predictor()
         if num_examples < self.FAST_MIN_EXAMPLES:
             return None
-        import tempfile
         from .export import InferenceRunner, OnnxRunner, export_for_inference
         try:
             with tempfile.TemporaryDirectory(prefix="electra-hub-export-") as folder:
@@ -431,7 +431,7 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
 
     def _run(self, arrays, place):
         """Forward of the task model on numpy int64 inputs, without gradients; outputs as numpy."""
-        if self._fast is not None and isinstance(place, paddle.CPUPlace):
+        if self._fast is not None:  # set by predict() on CPU only
             inputs = []
             for ids, types in zip(arrays[0::2], arrays[1::2]):  # text-matching: query, then title
                 inputs += [ids, types, (ids != self.tokenizer.pad_token_id).astype(np.int64)]
