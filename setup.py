@@ -21,6 +21,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
     "psutil>=5.9",
     "crc32c>=2.4",
+    "scikit-learn>=1.4,<2",  # the demo's bag-of-characters baseline (TF-IDF + logistic regression); brings scipy
 ]
 EXTRAS = {
     "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3"],

@@ -36,9 +36,10 @@ SUMMARY_KEYS = ("accuracy", "EM", "F1", "f1", "precision", "recall")
 
 
 def parse_args(argv):
+    # allow_abbrev=False: FinetuneConfig's --seed must not be taken as an abbreviation of --seeds
     parser = argparse.ArgumentParser(
         description="Fine-tune Chinese ELECTRA (PaddleHub module) on a task; extra --key value pairs set "
-                    "FinetuneConfig fields (see finetune/config.py).")
+                    "FinetuneConfig fields (see finetune/config.py).", allow_abbrev=False)
     parser.add_argument("--task", help="registered task name (see --list-tasks)")
     parser.add_argument("--model", help="installed module name, module folder or model directory")
     parser.add_argument("--data-dir", help="folder with the task's train/dev(/test) files (not for embedded tasks)")

@@ -73,8 +73,8 @@ class ElectraForPretraining(nn.Layer):
         self.gen_weight, self.disc_weight = gen_weight, disc_weight
 
     def forward(self, input_ids, token_type_ids, attention_mask,
-                masked: Optional[rtd.MaskedBatch] = None, gumbel_noise=None) -> PretrainOutput:
-        """input_ids etc. [B, L]. `masked` and `gumbel_noise` fix the random draws (tests, exact replays)."""
+                masked: Optional[rtd.MaskedBatch] = None, sample_uniforms=None) -> PretrainOutput:
+        """input_ids etc. [B, L]. `masked` and `sample_uniforms` [B, N] fix the random draws (tests, exact replays)."""
         if masked is None:
             masked = rtd.mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_token_id, self.mask_prob)
         gen_logits = self.generator(masked.masked_ids, token_type_ids, attention_mask, positions=masked.positions)
@@ -83,7 +83,7 @@ class ElectraForPretraining(nn.Layer):
         per_slot = F.cross_entropy(gen_logits, masked.targets.unsqueeze(-1), reduction="none").squeeze(-1)  # [B, N]
         gen_loss = (per_slot * weights).sum() / (weights.sum() + 1e-6)
 
-        sampled = rtd.gumbel_sample(gen_logits, self.temperature, gumbel_noise)
+        sampled = rtd.sample_tokens(gen_logits, self.temperature, sample_uniforms)
         fake_ids, labels = rtd.replace_tokens(input_ids, masked, sampled)
         disc_logits = self.discriminator(fake_ids, token_type_ids, attention_mask).astype("float32")  # [B, L]
         real = attention_mask.astype("float32")

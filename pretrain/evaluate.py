@@ -38,7 +38,7 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
     """Score an ElectraForPretraining on up to batch_size * num_batches examples of a PretrainingDataset."""
     import paddle
     from paddle_electra.metrics import BinaryScorer
-    from pretrain.rng import draw_gumbel_noise, draw_masks
+    from pretrain.rng import draw_masks, draw_sample_uniforms
 
     was_training = model.training
     model.eval()
@@ -54,10 +54,10 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
             batch = {k: paddle.to_tensor(v) for k, v in dataset.batch(order[positions]).items()}
             masked = draw_masks(batch["input_ids"], batch["attention_mask"], positions, seed, model.special_ids,
                                 model.mask_token_id, model.mask_prob)
-            noise = draw_gumbel_noise(positions, masked.positions.shape[1], model.generator.config.vocab_size, seed)
+            uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], seed)
             with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
                 out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], masked=masked,
-                            gumbel_noise=noise)
+                            sample_uniforms=uniforms)
             ids = batch["input_ids"].numpy()
             scored = batch["attention_mask"].numpy().astype(bool) & ~np.isin(ids, special)
             scorer.update(out.disc_logits.numpy(), out.disc_labels.numpy(), mask=scored)
@@ -87,6 +87,8 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
         "disc_precision": disc["precision"],
         "disc_recall": disc["recall"],
         "replaced_fraction": disc["positives"] / disc["count"],
+        "replaced_tokens": int(disc["positives"]), "scored_tokens": int(disc["count"]),
+        "masked_slots": int(totals["masked"]), "at_mask_slots": int(totals["at_mask"]),
         "gen_accuracy": 100.0 * totals["gen_correct"] / totals["masked"],
         "gen_accuracy_at_mask": 100.0 * totals["at_mask_correct"] / max(totals["at_mask"], 1.0),
         "unigram_accuracy": 100.0 * totals["unigram_correct"] / totals["masked"],
@@ -94,6 +96,25 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
         "gen_loss": totals["gen_loss"] / totals["masked"],
         "disc_loss": totals["disc_loss"] / totals["real"],
     }
+
+
+def standard_errors(result: dict) -> dict:
+    """Sampling standard errors of an evaluate() result's headline numbers, for margins in tests and reports:
+    disc_auc by Hanley & McNeil (1982) from the counts of replaced and original tokens; the generator accuracies
+    (percent) as binomial proportions over their slots."""
+    auc, n_pos = result["disc_auc"], result["replaced_tokens"]
+    n_neg = result["scored_tokens"] - n_pos
+    q1, q2 = auc / (2.0 - auc), 2.0 * auc * auc / (1.0 + auc)
+    auc_var = (auc * (1 - auc) + (n_pos - 1) * (q1 - auc * auc) + (n_neg - 1) * (q2 - auc * auc)) / (n_pos * n_neg)
+
+    def binomial(percent, n):
+        p = percent / 100.0
+        return 100.0 * (p * (1.0 - p) / max(n, 1)) ** 0.5
+
+    return {"disc_auc": auc_var ** 0.5,
+            "gen_accuracy": binomial(result["gen_accuracy"], result["masked_slots"]),
+            "gen_accuracy_at_mask": binomial(result["gen_accuracy_at_mask"], result["at_mask_slots"]),
+            "unigram_accuracy": binomial(result["unigram_accuracy"], result["masked_slots"])}
 
 
 def format_result(result: dict) -> str:

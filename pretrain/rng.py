@@ -1,9 +1,11 @@
 """Where pretraining's random numbers come from, so that a run is a function of (seed, data, config) alone.
 
-- Masking and Gumbel noise: with `per_sample_rng`, each example's draws come from Paddle's generator reseeded by
-  (seed, the example's position in the global stream). The draws then do not depend on which rank or which
-  micro-batch the example lands in, so 1 process with accumulation, or N processes, give the same masks (the
-  distributed test relies on this). Without it, one reseed per micro-batch (seed, step, rank, micro-batch).
+- Masking and the generator's samples: every uniform is a counter-based hash (splitmix64) of (seed, stream, the
+  example's position in the global stream, the index inside the example), computed for a whole micro-batch at once in
+  NumPy. With `per_sample_rng` the key is the position alone, so the draws do not depend on which rank or which
+  micro-batch the example lands in: 1 process with accumulation, or N processes, give the same masks (the
+  distributed test relies on this). Without it the key also holds (step, rank, micro-batch). Either way no generator
+  is reseeded and nothing is drawn per vocabulary entry: one uniform per position, per slot and per sample.
 - Dropout: reseeded before every micro-batch from (seed, step, rank, micro-batch). Dropout masks therefore differ
   between a 1-process and a 2-process run (the same example meets a different mask), which is why the equivalence
   test sets dropout to 0; they are identical between an interrupted-and-resumed and an uninterrupted run.
@@ -20,6 +22,8 @@ import paddle
 
 from paddle_electra import rtd
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
 
 def derive_seed(*parts) -> int:
     """A 63-bit seed from any parts (stable across processes and Python versions, unlike hash())."""
@@ -27,32 +31,44 @@ def derive_seed(*parts) -> int:
     return int.from_bytes(digest[:8], "little") >> 1
 
 
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser (Steele et al. 2014), elementwise on uint64 with wrap-around."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def hashed_uniforms(keys, width: int) -> np.ndarray:
+    """[len(keys), width] float32 uniforms in [0, 1): entry (i, j) depends only on (keys[i], j)."""
+    keys = np.asarray(keys, dtype=np.uint64)[:, None]
+    with np.errstate(over="ignore"):
+        counters = keys + (np.arange(1, width + 1, dtype=np.uint64) * _GOLDEN)[None, :]
+        bits = _splitmix64(counters) >> np.uint64(40)  # the top 24 bits: exactly representable in float32
+    return (bits.astype(np.float64) / float(1 << 24)).astype(np.float32)
+
+
+def example_keys(seed, stream: str, positions, per_sample=True, step=0, tag="") -> np.ndarray:
+    """One 64-bit key per example for a stream of draws ("mask", "keep", "sample")."""
+    base = derive_seed(seed, stream) if per_sample else derive_seed(seed, stream, tag, step)
+    with np.errstate(over="ignore"):
+        return _splitmix64(np.uint64(base) + np.asarray(positions, dtype=np.uint64) * _GOLDEN)
+
+
 def draw_masks(input_ids, attention_mask, positions, seed, special_ids, mask_token_id, mask_prob,
                per_sample=True, step=0, tag=""):
     """Choose the positions to predict for a micro-batch ([B, L] int64 tensors); `positions` [B] are the
     examples' places in the global stream. Returns an rtd.MaskedBatch."""
-    if not per_sample:
-        paddle.seed(derive_seed(seed, "mask-batch", tag, step, int(positions[0])))
-        return rtd.mask_tokens(input_ids, attention_mask, special_ids, mask_token_id, mask_prob)
-    rows = []
-    for i, position in enumerate(positions):
-        paddle.seed(derive_seed(seed, "mask", int(position)))
-        rows.append(rtd.mask_tokens(input_ids[i:i + 1], attention_mask[i:i + 1], special_ids, mask_token_id,
-                                    mask_prob))
-    return rtd.MaskedBatch(*(paddle.concat([getattr(r, name) for r in rows]) for name in
-                             ("masked_ids", "positions", "targets", "weights")))
+    length = input_ids.shape[1]
+    n = min(rtd.max_predictions(length, mask_prob), length)
+    scores = hashed_uniforms(example_keys(seed, "mask", positions, per_sample, step, tag), length)
+    keep = hashed_uniforms(example_keys(seed, "keep", positions, per_sample, step, tag), n)
+    return rtd.mask_tokens(input_ids, attention_mask, special_ids, mask_token_id, mask_prob,
+                           uniforms=(paddle.to_tensor(scores), paddle.to_tensor(keep)))
 
 
-def draw_gumbel_noise(positions, num_slots, vocab_size, seed, per_sample=True, step=0, tag=""):
-    """Gumbel noise [B, N, V] for the generator's samples, keyed like draw_masks (a separate stream)."""
-    if not per_sample:
-        paddle.seed(derive_seed(seed, "noise-batch", tag, step, int(positions[0])))
-        return rtd.gumbel_noise([len(positions), num_slots, vocab_size])
-    rows = []
-    for position in positions:
-        paddle.seed(derive_seed(seed, "noise", int(position)))
-        rows.append(rtd.gumbel_noise([1, num_slots, vocab_size]))
-    return paddle.concat(rows)
+def draw_sample_uniforms(positions, num_slots, seed, per_sample=True, step=0, tag=""):
+    """[B, N] uniforms for the generator's samples (rtd.sample_tokens), keyed like draw_masks (own stream)."""
+    return paddle.to_tensor(hashed_uniforms(example_keys(seed, "sample", positions, per_sample, step, tag), num_slots))
 
 
 def seed_dropout(seed, step, rank, micro):

@@ -33,7 +33,8 @@ from pretrain.config import PretrainConfig
 from pretrain.data import EpochSampler, PretrainingDataset
 from pretrain.evaluate import evaluate, format_result, unigram_token
 from pretrain.export import export_model
-from pretrain.rng import capture_rng_state, derive_seed, draw_gumbel_noise, draw_masks, restore_rng_state, seed_dropout
+from pretrain.rng import (capture_rng_state, derive_seed, draw_masks, draw_sample_uniforms, restore_rng_state,
+                         seed_dropout)
 from pretrain.runtime import (DictOutput, StopFlag, all_reduce_sum, format_summary, init_distributed, read_jsonl,
                               resolve_amp)
 
@@ -186,14 +187,14 @@ def train(cfg: PretrainConfig) -> dict:
         # 3. forward + backward per micro-batch; gradients sync across ranks on the last one only
         sums = np.zeros(len(METRICS))
         for m, (positions, tensors, masked) in enumerate(batches):
-            noise = draw_gumbel_noise(positions, masked.positions.shape[1], gen_cfg.vocab_size, cfg.seed,
-                                      cfg.per_sample_rng, step, tag=f"{rank}/{m}")
+            uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], cfg.seed, cfg.per_sample_rng,
+                                            step, tag=f"{rank}/{m}")
             seed_dropout(cfg.seed, step, rank, m)
             sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
             with sync:
                 with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
                     out = ddp(tensors["input_ids"], tensors["token_type_ids"], tensors["attention_mask"],
-                              masked=masked, gumbel_noise=noise)
+                              masked=masked, sample_uniforms=uniforms)
                 if isinstance(out, dict):
                     out = PretrainOutput(**out)
                 slots, real = masked.weights.sum(), tensors["attention_mask"].astype("float32").sum()

