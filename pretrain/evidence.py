@@ -116,7 +116,7 @@ def main(argv=None) -> int:
             results = json.load(f)
         pre = results["pretraining"]
         print(f"`{path}`: seed {results.get('seed', 0)}, {pre['steps']} pretraining steps in {pre['minutes']:g} min, "
-              f"demo {results['wall_seconds'] / 60:.1f} min in all\n")
+              f"demo {results['stage_seconds'] / 60:.1f} min in all (its stages added up)\n")
         print(evidence_table(results["evidence"]) + "\n")
     return 0
 

