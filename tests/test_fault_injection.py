@@ -484,7 +484,12 @@ def run_finetune_fault_test(launcher, inputs, out, kills):
         try:
             while process.poll() is None and time.time() < deadline:
                 if any(e > resume_epoch for e in epochs_in_history(out)):
-                    time.sleep(rng.uniform(0.0, 1.0))  # somewhere in the next epoch
+                    # somewhere in the next epoch: up to 1 s, but never past its end (on a fast idle machine an
+                    # epoch takes under a second, and runs that each finished several epochs once completed all of
+                    # them before the last kill)
+                    kill_at = time.time() + rng.uniform(0.0, 1.0)
+                    while time.time() < kill_at and not any(e > resume_epoch + 1 for e in epochs_in_history(out)):
+                        time.sleep(0.01)
                     break
                 time.sleep(0.01)
         finally:
