@@ -36,6 +36,8 @@ class FinetuneConfig:
     learning_rate: Optional[float] = None  # None: the task's per-size rate, else SIZE_LEARNING_RATES
     layerwise_lr_decay: Optional[float] = None  # None: SIZE_LAYERWISE_DECAY; 1.0 turns it off
     num_train_epochs: int = 3
+    # seq-cls head: "cls" (the official [CLS] head) or "mean" (mean of the token states; pretrain/README.md, sec. 6)
+    pooling: str = "cls"
     train_batch_size: int = 32
     eval_batch_size: int = 32
     max_seq_length: int = 128
@@ -250,6 +252,8 @@ def finalize(config: FinetuneConfig, task, model_size: str) -> FinetuneConfig:
         changes["layerwise_lr_decay"] = SIZE_LAYERWISE_DECAY.get(model_size, 0.8)
     config = dataclasses.replace(config, **changes)
     validate(config)
+    if config.pooling != "cls" and task.kind != "seq-cls":
+        raise ConfigError(f"field 'pooling' is a seq-cls option; task {task.name!r} is {task.kind}")
     check = getattr(task, "check_config", None)
     if check is not None:  # the kind's own constraints (QA: the question must leave room for context)
         check(config)
@@ -277,6 +281,7 @@ def validate(config: FinetuneConfig):
     need(config.max_train_examples is None or config.max_train_examples >= 1, "max_train_examples", "must be >= 1")
     need(config.max_eval_examples is None or config.max_eval_examples >= 1, "max_eval_examples", "must be >= 1")
     need(config.device in ("auto", "cpu", "gpu"), "device", "must be auto, cpu or gpu")
+    need(config.pooling in ("cls", "mean"), "pooling", "must be cls or mean")
     need(config.num_workers >= 0, "num_workers", "must be >= 0")
     need(config.write_test_outputs, "write_test_outputs", "is always on here (predictions are always written)")
     need(config.model_size is None or config.model_size in MODEL_SIZES, "model_size", f"must be one of {MODEL_SIZES}")

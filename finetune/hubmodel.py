@@ -8,6 +8,7 @@ prepare_hub_home()` before this module imports paddlehub (run.py does).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -37,11 +38,34 @@ def model_source(spec: str):
     return "name", spec
 
 
+def module_kwargs(task, config) -> dict:
+    """hub.Module keyword arguments of a run: the task's (task, num_classes, label_map) and the config's head options."""
+    kwargs = task.hub_kwargs()
+    if config.pooling != "cls":
+        kwargs["pooling"] = config.pooling
+    return kwargs
+
+
+def check_checkpoint_head(checkpoint: str, hub_kwargs: dict):
+    """A best_model/ checkpoint records its head options in task.json beside it; a [CLS] head and a mean-pooling head
+    have the same parameters, so loading one as the other would run without error and predict wrongly."""
+    info_path = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), "task.json")
+    if not os.path.isfile(info_path):
+        return
+    with open(info_path, encoding="utf-8") as f:
+        trained = json.load(f).get("hub_kwargs", {}).get("pooling", "cls")
+    wanted = hub_kwargs.get("pooling", "cls")
+    if trained != wanted:
+        raise ConfigError(f"{checkpoint}: trained with pooling {trained!r} ({info_path}), loaded with pooling "
+                          f"{wanted!r}; pass --pooling {trained}")
+
+
 def build_module(spec: str, hub_kwargs: dict, load_checkpoint=None):
     """The hub module for `spec` with the task's head (fresh) on the pretrained backbone."""
     source, value = model_source(spec)
     kwargs = dict(hub_kwargs)
     if load_checkpoint:
+        check_checkpoint_head(load_checkpoint, kwargs)
         kwargs["load_checkpoint"] = load_checkpoint
     if source == "model_dir":
         from paddle_electra.hub_module import ElectraHubModule

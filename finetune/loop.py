@@ -230,7 +230,8 @@ class SeedRun:
 
         cfg = self.config
         set_seed(self.seed)
-        module = hubmodel.build_module(self.model_spec, self.task.hub_kwargs(), cfg.load_checkpoint)
+        module = hubmodel.build_module(self.model_spec, hubmodel.module_kwargs(self.task, cfg),
+                                       cfg.load_checkpoint)
         if cfg.random_init:
             hubmodel.reinitialize_backbone(module, self.seed)
         self.data.prepare(module)
@@ -307,8 +308,8 @@ class SeedRun:
         history = history + [{"epoch": epoch, "step": trainer.global_step, "dev": metrics}]
         if _main_value(metrics, self.task.metric) > best_before or not os.path.exists(best_path):
             _write_best_model(self.folder, module, {
-                "task": self.task.name, "hub_kwargs": _jsonable(self.task.hub_kwargs()), "epoch": epoch,
-                "dev": metrics, "model": self.model_spec, "seed": self.seed})
+                "task": self.task.name, "hub_kwargs": _jsonable(hubmodel.module_kwargs(self.task, self.config)),
+                "epoch": epoch, "dev": metrics, "model": self.model_spec, "seed": self.seed})
             self.task.write_predictions(predictions, os.path.join(self.folder, "dev_predictions"))
         write_json(history_path, history)
         return history

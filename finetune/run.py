@@ -170,6 +170,9 @@ def run(args, rest):
     model_cfg = model_config(args.model, task)
     config = fc.finalize(config, task, fc.infer_model_size(model_cfg))
     check_model_limits(config, model_cfg)
+    if config.load_checkpoint:
+        from finetune.hubmodel import check_checkpoint_head, module_kwargs
+        check_checkpoint_head(config.load_checkpoint, module_kwargs(task, config))  # before anything is written
     output = args.output_dir or os.path.join("runs", "finetune",
                                              f"{name}-{os.path.basename(os.path.normpath(args.model))}")
     make_output_dir(output)

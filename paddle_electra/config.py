@@ -22,6 +22,7 @@ IGNORED_KEYS = frozenset({
     "summary_activation", "summary_last_dropout", "transformers_version", "torch_dtype", "use_cache",
     "classifier_dropout", "id2label", "label2id", "bos_token_id", "eos_token_id", "finetuning_task",
     "problem_type", "_name_or_path", "dtype", "paddlenlp_version", "num_choices", "layer_norm_epsilon_note",
+    "classifier_pooling",  # the sequence-classification head's pooling (weights.from_pretrained), not the backbone
 })
 SUPPORTED_ACTIVATIONS = ("gelu", "relu", "gelu_new")
 

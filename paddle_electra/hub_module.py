@@ -13,6 +13,7 @@ load_checkpoint=..., label_map=..., num_classes=..., suffix=...)`, `predict`, `g
 - on CPU, predict runs the exported model (ONNX Runtime, or a Paddle Inference predictor with oneDNN where
   onnxruntime is not installed) once a call brings FAST_MIN_EXAMPLES examples, re-exporting when the weights change
   (`fast_inference=False` keeps dygraph);
+- seq-cls takes `pooling="mean"` (the mean of the token states instead of [CLS]; modeling.SequenceClassificationHead).
 The model directory (config.json, vocab.txt, model.safetensors) is the installed module folder (hub sets
 `cls.directory`) or `model_dir=`. The heads come from paddle_electra.modeling; this file holds no model code.
 """
@@ -216,7 +217,7 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
     FAST_MIN_EXAMPLES = 32
 
     def __init__(self, task=None, load_checkpoint=None, label_map=None, num_classes=2, suffix=False,
-                 model_dir=None, allow_pickle=False, dropout=0.1, fast_inference=True):
+                 model_dir=None, allow_pickle=False, dropout=0.1, fast_inference=True, pooling="cls"):
         super(ElectraHubModule, self).__init__()
         self.fast_inference = bool(fast_inference)
         self._predictor = self._predictor_key = self._fast = None
@@ -243,6 +244,12 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         self.label_map = _normalize_label_map(label_map, num_classes) if takes_labels else None
         self.num_classes = len(self.label_map) if takes_labels else None
         kwargs = {"num_labels": self.num_classes, "dropout": dropout} if takes_labels else {}
+        if pooling != "cls":
+            if task != "seq-cls":
+                raise ConfigError(f"pooling={pooling!r} is a seq-cls option; task {task!r} has no pooled head")
+            if pooling not in modeling.POOLINGS:
+                raise ConfigError(f"unknown pooling {pooling!r}; choose one of {modeling.POOLINGS}")
+            kwargs["pooling"] = pooling
         self.model = model_cls(config, **kwargs)
         self.load_report = self._load_backbone(weights_path)
         self._chunk_labels = _chunk_tags(self.label_map, self.suffix) if task == "token-cls" else None

@@ -180,6 +180,9 @@ class ElectraModel(nn.Layer):
                                   tuple(attentions) if attentions else None)
 
 
+POOLINGS = ("cls", "mean")  # what SequenceClassificationHead classifies: the [CLS] state or the mean state
+
+
 # ---- heads ------------------------------------------------------------------------------------------------------
 class DiscriminatorHead(nn.Layer):
     """Replaced-token detection: dense(H->H, act), dense(H->1): one logit per token."""
@@ -212,15 +215,28 @@ class GeneratorHead(nn.Layer):
 
 
 class SequenceClassificationHead(nn.Layer):
-    """The official fine-tuning head: the [CLS] state, dropout, one dense layer (HF's extra dense+GELU is not used)."""
+    """The official fine-tuning head: the [CLS] state, dropout, one dense layer (HF's extra dense+GELU is not used).
 
-    def __init__(self, config: ElectraConfig, num_labels: int, dropout: float = 0.1):
+    pooling="mean" averages the states of the real tokens instead of taking [CLS]. Why it exists: a pretrained
+    discriminator is trained per token and never on [CLS] alone, so with little fine-tuning (small models, few
+    labels, few epochs) the mean of the token states transfers better; measured in pretrain/README.md, section 6."""
+
+    def __init__(self, config: ElectraConfig, num_labels: int, dropout: float = 0.1, pooling: str = "cls"):
         super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.pooling = pooling
         self.dropout = nn.Dropout(dropout)
         self.classifier = linear(config.hidden_size, num_labels, None)
 
-    def forward(self, sequence_output):
-        return self.classifier(self.dropout(sequence_output[:, 0]))  # [B, num_labels]
+    def forward(self, sequence_output, attention_mask=None):
+        if self.pooling == "mean" and attention_mask is not None:
+            pooled = mean_pool(sequence_output, attention_mask)
+        elif self.pooling == "mean":
+            pooled = sequence_output.mean(axis=1)
+        else:
+            pooled = sequence_output[:, 0]
+        return self.classifier(self.dropout(pooled))  # [B, num_labels]
 
 
 class TokenClassificationHead(nn.Layer):
@@ -321,16 +337,17 @@ class ElectraGenerator(ElectraPreTrainedModel):
 
 
 class ElectraForSequenceClassification(ElectraPreTrainedModel):
-    """Single-text or text-pair classification on [CLS]."""
+    """Single-text or text-pair classification on [CLS] (or the mean of the token states: pooling="mean")."""
 
-    def __init__(self, config: ElectraConfig, num_labels: int = 2, dropout: float = 0.1):
+    def __init__(self, config: ElectraConfig, num_labels: int = 2, dropout: float = 0.1, pooling: str = "cls"):
         super().__init__()
-        self.config, self.num_labels = config, num_labels
+        self.config, self.num_labels, self.pooling = config, num_labels, pooling
         self.electra = ElectraModel(config)
-        self.classifier = SequenceClassificationHead(config, num_labels, dropout)
+        self.classifier = SequenceClassificationHead(config, num_labels, dropout, pooling)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None):
-        return self.classifier(self.electra(input_ids, token_type_ids, attention_mask).last_hidden_state)
+        hidden = self.electra(input_ids, token_type_ids, attention_mask).last_hidden_state
+        return self.classifier(hidden, attention_mask)
 
 
 class ElectraForTokenClassification(ElectraPreTrainedModel):

@@ -83,12 +83,19 @@ class ElectraForPretraining(nn.Layer):
         per_slot = F.cross_entropy(gen_logits, masked.targets.unsqueeze(-1), reduction="none").squeeze(-1)  # [B, N]
         gen_loss = (per_slot * weights).sum() / (weights.sum() + 1e-6)
 
-        sampled = rtd.sample_tokens(gen_logits, self.temperature, sample_uniforms)
-        fake_ids, labels = rtd.replace_tokens(input_ids, masked, sampled)
-        disc_logits = self.discriminator(fake_ids, token_type_ids, attention_mask).astype("float32")  # [B, L]
         real = attention_mask.astype("float32")
-        per_token = F.binary_cross_entropy_with_logits(disc_logits, labels.astype("float32"), reduction="none")
-        disc_loss = (per_token * real).sum() / (real.sum() + 1e-6)
+        if self.disc_weight == 0:
+            # masked-LM only (BERT's objective on the generator; pretrain.curve's control at equal compute): the
+            # discriminator is not run, so its outputs are zeros and it receives no gradient
+            labels = paddle.zeros_like(input_ids)
+            disc_logits = paddle.zeros(input_ids.shape, "float32")
+            disc_loss = paddle.zeros([], "float32")
+        else:
+            sampled = rtd.sample_tokens(gen_logits, self.temperature, sample_uniforms)
+            fake_ids, labels = rtd.replace_tokens(input_ids, masked, sampled)
+            disc_logits = self.discriminator(fake_ids, token_type_ids, attention_mask).astype("float32")  # [B, L]
+            per_token = F.binary_cross_entropy_with_logits(disc_logits, labels.astype("float32"), reduction="none")
+            disc_loss = (per_token * real).sum() / (real.sum() + 1e-6)
         loss = self.gen_weight * gen_loss + self.disc_weight * disc_loss
 
         with paddle.no_grad():

@@ -23,6 +23,7 @@ WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 VOCAB_NAME = "vocab.txt"
 CHECKSUM_KEY = "paddle_electra_sha256"
+POOLING_KEY = "classifier_pooling"  # config.json key of ElectraForSequenceClassification's pooling when not "cls"
 PICKLE_NAMES = ("model_state.pdparams", "pytorch_model.bin", "model.pdparams")
 
 # Pretraining heads a fine-tuning model may leave behind when it starts from a pretraining checkpoint.
@@ -121,6 +122,8 @@ def save_pretrained(model, directory, tokenizer=None, extra_config=None):
         config.extras["architectures"] = [model.architecture]
     if getattr(model, "num_labels", None) and "id2label" not in config.extras:
         config.extras["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_labels)}
+    if getattr(model, "pooling", "cls") != "cls":  # from_pretrained rebuilds the same head
+        config.extras[POOLING_KEY] = model.pooling
     config.extras.update(extra_config or {})
     tensors = state_dict_numpy(model)
     save_safetensors(tensors, os.path.join(directory, WEIGHTS_NAME))
@@ -149,6 +152,8 @@ def from_pretrained(cls, directory, **head_kwargs):
     takes_labels = "num_labels" in inspect.signature(cls.__init__).parameters
     if takes_labels and "num_labels" not in head_kwargs and "id2label" in config.extras:
         head_kwargs["num_labels"] = len(config.extras["id2label"])
+    if "pooling" in inspect.signature(cls.__init__).parameters and POOLING_KEY in config.extras:
+        head_kwargs.setdefault("pooling", config.extras[POOLING_KEY])
     model = cls(config, **head_kwargs)
     head_prefixes = tuple(name + "." for name, _ in model.named_children() if name != "electra")
     model.load_report = load_state(model, load_safetensors(weights_path), weights_path,

@@ -58,7 +58,7 @@ class PretrainConfig:
     # objective
     mask_prob: float = 0.15
     gen_weight: float = 1.0
-    disc_weight: float = 50.0
+    disc_weight: float = 50.0  # 0: masked-LM only, the discriminator is not run (pretrain/curve.py's control)
     temperature: float = 1.0
     # "normal" (the official truncated-normal start) or "sinusoidal": the position embeddings start from a scaled
     # sine/cosine table (paddle_electra.pretraining.init_positions_sinusoidal); helps tiny models off the plateau
@@ -147,6 +147,9 @@ class PretrainConfig:
             raise ConfigError(f"field 'dropout' must be in [0, 1), got {cfg.dropout}")
         if not cfg.learning_rate > 0:
             raise ConfigError(f"field 'learning_rate' must be positive, got {cfg.learning_rate}")
+        if cfg.gen_weight <= 0 or cfg.disc_weight < 0:
+            raise ConfigError(f"fields 'gen_weight' (> 0) and 'disc_weight' (>= 0; 0 = masked-LM only) got "
+                              f"{cfg.gen_weight} and {cfg.disc_weight}")
         cfg.model_configs(preset(cfg.size).vocab_size)  # shape overrides fail here, before any data is read
         return cfg
 

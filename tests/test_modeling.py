@@ -74,6 +74,22 @@ def test_pretraining_shares_all_embeddings_and_counts_parameters_once():
     assert not any(n.startswith("generator.electra.embeddings.") for n in names)
 
 
+def test_masked_lm_only_objective_skips_the_discriminator():
+    """disc_weight 0 (pretrain.curve's masked-LM control): the loss is the generator's, the discriminator's own
+    layers get no gradient, the shared embeddings still do."""
+    paddle.seed(1)
+    model = ElectraForPretraining(TINY, TINY, special_ids=[0, 1, 2, 3], mask_token_id=3, disc_weight=0.0)
+    ids, types, mask = inputs(batch=2, length=12)
+    out = model(ids, types, mask)
+    assert float(out.disc_loss) == 0.0 and float(out.loss) == pytest.approx(float(out.gen_loss))
+    out.loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters()}
+    assert all(g is None for n, g in grads.items() if n.startswith(("discriminator.electra.encoder.",
+                                                                   "discriminator.discriminator_predictions.")))
+    assert grads["discriminator.electra.embeddings.word_embeddings.weight"] is not None
+    assert all(g is not None for n, g in grads.items() if n.startswith("generator.electra.encoder."))
+
+
 def test_save_and_load_are_bit_identical(tmp_path):
     paddle.seed(1)
     model = ElectraForSequenceClassification(TINY, num_labels=3)
@@ -142,3 +158,36 @@ def test_pickle_only_directory_points_at_the_converter(tmp_path):
     (tmp_path / "model_state.pdparams").write_bytes(b"\x80\x04not really")
     with pytest.raises(WeightsError, match="pickle file.*--allow-pickle"):
         ElectraDiscriminator.from_pretrained(tmp_path)
+
+
+def test_mean_pooling_head_averages_real_tokens_only(tmp_path):
+    """pooling="mean": the classifier sees the mean of the unpadded token states, so extra padding changes nothing;
+    the choice survives save_pretrained / from_pretrained (config.json "classifier_pooling")."""
+    paddle.seed(3)
+    model = ElectraForSequenceClassification(TINY, num_labels=3, dropout=0.0, pooling="mean")
+    model.eval()
+    ids, types, mask = inputs(batch=3, length=11)
+    logits = model(ids, types, mask).numpy()
+    hidden = model.electra(ids, types, mask).last_hidden_state.numpy()
+    m = mask.numpy()[..., None].astype("float32")
+    pooled = (hidden * m).sum(1) / m.sum(1)
+    expected = pooled @ model.classifier.classifier.weight.numpy() + model.classifier.classifier.bias.numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+    # the padded example scored alone at its own length
+    length = int(m[-1].sum())
+    alone = model(ids[-1:, :length], types[-1:, :length], mask[-1:, :length]).numpy()
+    np.testing.assert_allclose(logits[-1:], alone, rtol=1e-4, atol=1e-5)
+    # [CLS] pooling on the same weights gives other logits
+    cls_model = ElectraForSequenceClassification(TINY, num_labels=3, dropout=0.0)
+    cls_model.set_state_dict(model.state_dict())
+    cls_model.eval()
+    assert not np.allclose(cls_model(ids, types, mask).numpy(), logits)
+
+    model.save_pretrained(str(tmp_path))
+    assert json.loads((tmp_path / "config.json").read_text())["classifier_pooling"] == "mean"
+    loaded = ElectraForSequenceClassification.from_pretrained(str(tmp_path), dropout=0.0)
+    loaded.eval()
+    assert loaded.pooling == "mean"
+    np.testing.assert_array_equal(loaded(ids, types, mask).numpy(), logits)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        ElectraForSequenceClassification(TINY, pooling="max")
