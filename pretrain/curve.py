@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import sys
 import time
 
-from paddle_electra.fileio import write_json, write_text
+from paddle_electra.fileio import read_bytes, write_bytes, write_json, write_text
 from pretrain import demo
 from pretrain.evidence import paired_gain
 
@@ -216,7 +215,7 @@ def main(argv=None) -> int:
         run_curve(os.path.abspath(args.workdir), minutes, args.seeds, "ci" if args.ci else "default")
         if args.write:
             for name in ("curve.json", "curve.md", "curve.png"):
-                shutil.copyfile(os.path.join(args.workdir, name), os.path.join(RESULTS_DIR, name))
+                write_bytes(os.path.join(RESULTS_DIR, name), read_bytes(os.path.join(args.workdir, name)))
 
     return demo.run_pipeline(run)
 

@@ -372,6 +372,9 @@ ATOMIC = {
     ("pretrain/demo.py", "package_module"): "staged in a temp dir, archive via write_archive",
     ("pretrain/demo.py", "plot"): "savefig to a temp name, then os.replace",
     ("pretrain/demo.py", "run_demo"): "fileio.write_text",
+    ("pretrain/curve.py", "run_curve"): "fileio.write_text",
+    ("pretrain/curve.py", "plot_curve"): "savefig to a temp name, then os.replace",
+    ("pretrain/curve.py", "main.run"): "fileio.write_bytes",
     ("finetune/kinds/classification.py", "ClassificationTask.write_predictions"): "fileio.write_text",
     ("finetune/kinds/tagging.py", "TaggingTask.write_predictions"): "fileio.write_text",
     ("finetune/loop.py", "save_epoch_checkpoint"): "paddle.save into .tmp-epoch_N-PID, sha256 manifest, fsync, "
@@ -393,6 +396,9 @@ KNOWN_NON_ATOMIC = {
                                     "are written back: a kill in between loses the loss log of every earlier step",
     ("pretrain/train.py", "train.run_eval"): "eval.jsonl appended in place and never cut back to the resume point: "
                                              "a resumed run logs the evaluations after the checkpoint twice",
+    ("pretrain/demo.py", "Pipeline.children"): "a child's console output, streamed to its log file while it runs; "
+                                               "the stage's result is read from the child's own atomic files "
+                                               "(metrics.json), never from this log",
 }
 LOG_WRITERS = {"LogWriter"}  # VisualDL: excepted by the issue
 
