@@ -12,11 +12,15 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
-test: $(VENV)/.installed
+# lint (pyflakes rules and syntax errors) runs first: the README's test command and CI run it
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check --select F,E9 .
+
+test: lint
 	$(PY) -m pytest -q -m "not slow"
 	$(PY) -m pytest -q -m slow; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 demo: $(VENV)/.installed
 	$(PY) -m pretrain.demo $(ARGS)
 
-.PHONY: install test demo
+.PHONY: install lint test demo

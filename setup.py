@@ -24,7 +24,7 @@ INSTALL_REQUIRES = [
     "scikit-learn>=1.4,<2",  # the demo's bag-of-characters baseline (TF-IDF + logistic regression); brings scipy
 ]
 EXTRAS = {
-    "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3", "ruff==0.17.6"],
     "export": ["onnxruntime>=1.17", "paddle2onnx==2.1.0", "onnxoptimizer>=0.3"],
 }
 

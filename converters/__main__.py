@@ -20,12 +20,10 @@ import warnings
 import zipfile
 
 from paddle_electra.config import PRESET_SIZES
-from paddle_electra.errors import ElectraError
-
-EXIT_ERROR = 2
+from paddle_electra.errors import EXIT_ERROR, ConfigError, command  # noqa: F401  (EXIT_ERROR: the exit contract)
 
 
-class UsageError(Exception):
+class UsageError(ConfigError):
     """A bad command line: reported like every other error, on one line."""
 
 
@@ -158,7 +156,7 @@ def cmd_package(args):
     from paddle_electra import fileio
     from .package import package
     _existing_dir(args.model_dir, "--model-dir")
-    archive = package(args.model_dir, args.name, args.out, args.version)
+    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape)
     return f"{archive}  sha256 {fileio.sha256_file(archive)}"
 
 
@@ -207,20 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command
 def main(argv=None) -> int:
     """Run one command; errors become one line on stderr and exit status 2."""
     os.environ.setdefault("GLOG_minloglevel", "2")  # Paddle's C++ start-up logging
     warnings.filterwarnings("ignore", message="No ccache found")  # printed by every `import paddle`
-    try:
-        args = build_parser().parse_args(argv)
-        done = args.func(args)
-    except (UsageError, ElectraError) as err:
-        print(f"error: {' '.join(str(err).split(chr(10)))}", file=sys.stderr)
-        return EXIT_ERROR
-    except OSError as err:  # disk full, permissions, ...: name the file, no traceback
-        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
-        return EXIT_ERROR
+    args = build_parser().parse_args(argv)
+    done = args.func(args)
     print(f"wrote {done}")
     return 0
 

@@ -6,13 +6,13 @@ Both are thin on purpose: after the download (or the unzip) everything is `conve
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import stat
 import tempfile
 import zipfile
 from typing import Optional
 
+from paddle_electra import fileio
 from paddle_electra.errors import ConfigError, WeightsError
 from paddle_electra.weights import VOCAB_NAME
 
@@ -55,14 +55,13 @@ def download_hf(repo: str, out, revision: Optional[str] = None, allow_pickle: bo
 # ---- release zips -------------------------------------------------------------------------------------------------
 def _member_path(zip_path, info: zipfile.ZipInfo) -> str:
     """The member's relative path, or WeightsError if it is a link or would land outside the extraction folder."""
-    name = info.filename.replace("\\", "/")
     if stat.S_ISLNK(info.external_attr >> 16):
         raise WeightsError(f"{zip_path}: member {info.filename!r} is a symbolic link; refusing the archive")
-    parts = name.split("/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or ".." in parts or "\x00" in name:
+    problem = fileio.member_problem(info.filename)
+    if problem:
         raise WeightsError(f"{zip_path}: member {info.filename!r} points outside the extraction folder "
-                           "(absolute path or '..'); refusing the archive")
-    return "/".join(p for p in parts if p not in ("", "."))
+                           f"({problem}); refusing the archive")
+    return "/".join(p for p in info.filename.replace("\\", "/").split("/") if p not in ("", "."))
 
 
 def safe_extract(zip_path, dest, max_bytes: int = MAX_UNZIPPED_BYTES):
@@ -78,8 +77,8 @@ def safe_extract(zip_path, dest, max_bytes: int = MAX_UNZIPPED_BYTES):
             for info, rel in members:
                 if not rel or rel.startswith("__MACOSX/"):
                     continue
-                target = os.path.realpath(os.path.join(root, rel))
-                if os.path.commonpath([root, target]) != root:
+                target = fileio.member_target(root, rel)
+                if target is None:
                     raise WeightsError(f"{zip_path}: member {info.filename!r} resolves outside the extraction folder")
                 if info.is_dir():
                     os.makedirs(target, exist_ok=True)

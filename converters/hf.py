@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import sys
-import tempfile
 from typing import Dict, Iterable, Optional, Tuple
 
 import numpy as np
@@ -148,27 +147,13 @@ def _share_like_umask(root):
 
 @contextlib.contextmanager
 def output_dir(out, force: bool = False):
-    """Yield an empty temp folder beside `out`; when the block succeeds it becomes `out` in one rename."""
+    """Yield an empty staging folder beside `out`; when the block succeeds it becomes `out` in one rename
+    (fileio.atomic_folder: an existing `out`, empty or replaced by --force, is swapped out whole)."""
     out = os.path.abspath(os.fspath(out))
     check_output_dir(out, force)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.tmp-", dir=parent)
-    try:
+    with fileio.atomic_folder(out) as tmp:
         yield tmp
         _share_like_umask(tmp)
-        if os.path.isdir(out) and not os.listdir(out):
-            os.rmdir(out)
-        if os.path.lexists(out):  # --force: move the old one aside first, so `out` is always whole or absent
-            old = tmp + ".old"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def check_vocab(path, vocab_size: int):
@@ -218,12 +203,14 @@ def write_vocab(directory, vocab, lower: bool = True):
 
 def write_model_dir(directory, config: ElectraConfig, tensors: Dict[str, np.ndarray], head: str, vocab,
                     lower: bool = True):
-    """Write config.json, model.safetensors, vocab.txt and tokenizer_config.json into `directory`."""
+    """Write config.json, model.safetensors, vocab.txt, tokenizer_config.json and their manifest.json into
+    `directory`."""
     os.makedirs(directory, exist_ok=True)
     save_safetensors({k: np.asarray(v, dtype=np.float32) for k, v in tensors.items()},
                      os.path.join(directory, WEIGHTS_NAME))
     fileio.write_json(os.path.join(directory, CONFIG_NAME), config_dict(config, ARCHITECTURES[head]))
     write_vocab(directory, vocab, lower)
+    fileio.write_manifest(directory, [WEIGHTS_NAME, CONFIG_NAME, VOCAB_NAME, TOKENIZER_CONFIG_NAME])
 
 
 def head_of_state(names: Iterable[str], source: str) -> str:

@@ -20,7 +20,7 @@ import tarfile
 import tempfile
 
 from paddle_electra import fileio
-from paddle_electra.errors import ConfigError, ElectraError, WeightsError
+from paddle_electra.errors import ConfigError, WeightsError, command
 from paddle_electra.releases import HUB_VERSION, get_release
 from paddle_electra.weights import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
 
@@ -29,9 +29,24 @@ _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
 _MTIME = 946684800  # 2000-01-01: fixed member times make the archive byte-identical for identical inputs
 
 
-def validate_model_dir(model_dir, name):
-    """Load the directory as hub will (config, tokenizer, strict weights) and run one forward; return the config."""
+SHAPE_FIELDS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size", "embedding_size",
+                "vocab_size")
+
+
+def check_release_shape(config, name, source, allow_other_shape=False):
+    """A release name promises the release's shape: refuse another one unless explicitly allowed."""
     from paddle_electra.config import preset
+    expected = preset(get_release(name).size)
+    differ = [f for f in SHAPE_FIELDS if getattr(config, f) != getattr(expected, f)]
+    if differ and not allow_other_shape:
+        shape = ", ".join(f"{f} {getattr(config, f)}" for f in differ)
+        promised = ", ".join(f"{f} {getattr(expected, f)}" for f in differ)
+        raise ConfigError(f"{source}: {shape}, but the {name} module promises {promised}; choose the release "
+                          f"name of this shape, or pass --allow-other-shape to package it as {name} anyway")
+
+
+def validate_model_dir(model_dir, name, allow_other_shape=False):
+    """Load the directory as hub will (config, tokenizer, strict weights) and run one forward; return the config."""
     from paddle_electra.tokenizer import ElectraTokenizer
     from paddle_electra.weights import read_config
 
@@ -44,6 +59,7 @@ def validate_model_dir(model_dir, name):
     if config.extras.get("architectures") == ["ElectraForMaskedLM"]:
         raise ConfigError(f"{os.path.join(model_dir, CONFIG_NAME)}: this is a generator (ElectraForMaskedLM); "
                           f"PaddleHub modules carry the discriminator")
+    check_release_shape(config, name, os.path.join(model_dir, CONFIG_NAME), allow_other_shape)
     tokenizer = ElectraTokenizer.from_pretrained(model_dir)
     if tokenizer.vocab_size > config.vocab_size:
         raise ConfigError(f"{model_dir}: vocab.txt has {tokenizer.vocab_size} tokens but config.json field "
@@ -62,10 +78,6 @@ def validate_model_dir(model_dir, name):
         pooled, _ = model(paddle.to_tensor([enc["input_ids"]]), paddle.to_tensor([enc["token_type_ids"]]))
     if not np.isfinite(pooled.numpy()).all():
         raise WeightsError(f"{model_dir}: the model gives non-finite outputs on a test sentence")
-    expected = preset(get_release(name).size)
-    if (config.hidden_size, config.num_hidden_layers) != (expected.hidden_size, expected.num_hidden_layers):
-        print(f"warning: {model_dir} is {config.num_hidden_layers}-layer/{config.hidden_size}-hidden, not the "
-              f"{expected.num_hidden_layers}-layer/{expected.hidden_size}-hidden shape of {name}", file=sys.stderr)
     return config
 
 
@@ -133,11 +145,10 @@ def write_archive(folder, archive_path):
     return archive_path
 
 
-def package(model_dir, name, out, version=None) -> str:
-    """Validate `model_dir`, build the module folder for release `name` and write the archive into `out`; return
-    the archive path."""
+def package(model_dir, name, out, version=None, allow_other_shape=False) -> str:
+    """Validate `model_dir` (its shape must be the release's unless `allow_other_shape`), build the module folder for
+    release `name` and write the archive into `out`; return the archive path."""
     from modules.generate import INIT_TEXT, render
-    from paddle_electra.hubenv import write_manifest
 
     release = get_release(name)
     version = version or HUB_VERSION
@@ -146,20 +157,30 @@ def package(model_dir, name, out, version=None) -> str:
     model_dir = os.fspath(model_dir)
     if not os.path.isdir(model_dir):
         raise ConfigError(f"{model_dir}: model directory not found")
-    config = validate_model_dir(model_dir, release.name)
+    config = validate_model_dir(model_dir, release.name, allow_other_shape)
+    return write_module_archive(model_dir, out, release.package_name, version, {
+        "module.py": render(release.name, version),
+        "__init__.py": INIT_TEXT.format(name=release.name),
+        "README.md": readme_text(release.name, version, config)})
+
+
+def write_module_archive(model_dir, out, package_name, version, generated: dict) -> str:
+    """Stage `package_name`/ with the model files of `model_dir`, the `generated` files (name -> text) and
+    manifest.json, and write it as the reproducible archive OUT/<package_name>-<version>.tar.gz; return its path.
+    Shared by `package` (HFL releases) and pretrain/demo.py (its own model)."""
+    from paddle_electra.hubenv import write_manifest
     os.makedirs(out, exist_ok=True)
-    archive = os.path.join(out, f"{release.package_name}-{version}.tar.gz")
+    archive = os.path.join(out, f"{package_name}-{version}.tar.gz")
     staging = tempfile.mkdtemp(prefix=".package-", dir=out)
     try:
-        folder = os.path.join(staging, release.package_name)
+        folder = os.path.join(staging, package_name)
         os.makedirs(folder)
         for file_name in (CONFIG_NAME, VOCAB_NAME, TOKENIZER_CONFIG, WEIGHTS_NAME):
             source = os.path.join(model_dir, file_name)
             if os.path.isfile(source):
                 shutil.copyfile(source, os.path.join(folder, file_name))
-        fileio.write_text(os.path.join(folder, "module.py"), render(release.name, version))
-        fileio.write_text(os.path.join(folder, "__init__.py"), INIT_TEXT.format(name=release.name))
-        fileio.write_text(os.path.join(folder, "README.md"), readme_text(release.name, version, config))
+        for file_name, text in generated.items():
+            fileio.write_text(os.path.join(folder, file_name), text)
         write_manifest(folder)
         write_archive(folder, archive)
     finally:
@@ -173,16 +194,15 @@ def add_arguments(parser):
     parser.add_argument("--name", required=True, help="release name, e.g. chinese-electra-small")
     parser.add_argument("--out", required=True, help="folder for the archive")
     parser.add_argument("--version", default=HUB_VERSION, help=f"module version (default {HUB_VERSION})")
+    parser.add_argument("--allow-other-shape", action="store_true",
+                        help="package a model whose layers, width or vocab differ from the release's")
     return parser
 
 
+@command
 def run(args) -> int:
     """Entry for the `package` subcommand of `python -m converters`."""
-    try:
-        archive = package(args.model_dir, args.name, args.out, args.version)
-    except ElectraError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape)
     print(f"{archive}  sha256 {fileio.sha256_file(archive)}")
     return 0
 

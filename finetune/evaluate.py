@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from paddle_electra.errors import DataError
+from paddle_electra.errors import DataError, command
 from paddle_electra.fileio import read_bytes
 from paddle_electra.metrics import evaluate_predictions, format_cmrc_result
 
@@ -26,22 +26,19 @@ def load_json(path):
         raise DataError(f"invalid JSON: {e.msg} (column {e.colno})", path=path, line=e.lineno) from None
 
 
+@command
 def main(argv=None) -> int:
     """Run the evaluation; returns the exit code (0, or 2 on bad input)."""
     parser = argparse.ArgumentParser(description="Official-equivalent CMRC 2018 / DRCD evaluation (EM, F1).")
     parser.add_argument("dataset_file", help="SQuAD-style or raw CMRC 2018 dataset JSON with gold answers")
     parser.add_argument("prediction_file", help="JSON object {question id: predicted answer text}")
     args = parser.parse_args(argv)
-    try:
-        dataset = load_json(args.dataset_file)
-        predictions = load_json(args.prediction_file)
-        scores = evaluate_predictions(
-            dataset, predictions, dataset_path=args.dataset_file, predictions_path=args.prediction_file,
-            on_skip=lambda qid: sys.stderr.write(f"Unanswered question: {qid}\n"),
-        )
-    except DataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    dataset = load_json(args.dataset_file)
+    predictions = load_json(args.prediction_file)
+    scores = evaluate_predictions(
+        dataset, predictions, dataset_path=args.dataset_file, predictions_path=args.prediction_file,
+        on_skip=lambda qid: sys.stderr.write(f"Unanswered question: {qid}\n"),
+    )
     print(json.dumps(format_cmrc_result(scores, args.prediction_file)))
     return 0
 

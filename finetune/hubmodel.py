@@ -18,7 +18,7 @@ from paddle_electra import optim
 from paddle_electra.errors import ConfigError
 from paddle_electra.weights import CONFIG_NAME, WEIGHTS_NAME
 
-from .kinds.base import pad_stack
+from paddle_electra.batching import pad_rows
 
 # the backbone's parameters inside any module: "model.electra.encoder.3.qkv.weight" -> "electra.encoder.3.qkv.weight"
 _BACKBONE = re.compile(r"(?:^|\.)(electra\.(?:embeddings|embeddings_project|encoder)\..*)$")
@@ -36,6 +36,18 @@ def model_source(spec: str):
     if os.sep in spec or spec.startswith("."):
         raise ConfigError(f"{spec}: --model folder not found")
     return "name", spec
+
+
+def check_installed(name: str):
+    """A module name must be installed in the hub home: otherwise hub would ask its server (an offline
+    ServerConnectionError traceback here); say in one line how to get it instead."""
+    from paddle_electra.hubenv import default_hub_home
+    home = default_hub_home()
+    if not os.path.isdir(os.path.join(home, "modules", name.replace("-", "_"))):
+        raise ConfigError(f"--model {name}: no such module installed in {home} (HUB_HOME). Get it with `python -m "
+                          f"converters download|from-release ... --out DIR`, `python -m converters package --model-dir "
+                          f"<its discriminator model directory> --name {name} --out dist` and `python -m "
+                          f"modules.install dist/<archive>`, or pass a model directory as --model")
 
 
 def module_kwargs(task, config) -> dict:
@@ -67,6 +79,8 @@ def build_module(spec: str, hub_kwargs: dict, load_checkpoint=None):
     if load_checkpoint:
         check_checkpoint_head(load_checkpoint, kwargs)
         kwargs["load_checkpoint"] = load_checkpoint
+    if source == "name":
+        check_installed(value)
     if source == "model_dir":
         from paddle_electra.hub_module import ElectraHubModule
         module = ElectraHubModule(model_dir=value, **kwargs)
@@ -124,8 +138,8 @@ def predictor(module, pad_id: int):
     import paddle
 
     def predict(rows):
-        input_ids = paddle.to_tensor(pad_stack([r[0] for r in rows], pad_id))
-        token_type_ids = paddle.to_tensor(pad_stack([r[1] for r in rows], 0))
+        input_ids = paddle.to_tensor(pad_rows([r[0] for r in rows], pad_id))
+        token_type_ids = paddle.to_tensor(pad_rows([r[1] for r in rows], 0))
         with paddle.no_grad():
             out = module(input_ids, token_type_ids)
         if isinstance(out, (tuple, list)):

@@ -28,7 +28,8 @@ import shutil
 import numpy as np
 
 from paddle_electra.errors import WeightsError
-from paddle_electra.fileio import sha256_file, write_json
+from paddle_electra.fileio import (MANIFEST_NAME, atomic_folder, recover_folder, verify_manifest, write_json,
+                                   write_manifest)
 
 from . import hubmodel
 
@@ -94,58 +95,24 @@ def _trainer_class():
 
 
 EPOCH_FILES = ("model.pdparams", "model.pdopt")
-EPOCH_MANIFEST = "manifest.json"
-
-
-def _fsync(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def save_epoch_checkpoint(folder, epoch, model_state, optimizer_state):
-    """Write `folder`/epoch_<epoch>/ (model.pdparams, model.pdopt, manifest.json with their sha256) into a temp dir
-    and rename it into place: the epoch checkpoint is complete or absent."""
+    """Write `folder`/epoch_<epoch>/ (model.pdparams, model.pdopt, manifest.json with their sha256) whole or not at
+    all (fileio.atomic_folder); an invalid epoch_<N> that resuming skipped is replaced."""
     import paddle
-    final = os.path.join(folder, f"epoch_{epoch}")
-    tmp = os.path.join(folder, f".tmp-epoch_{epoch}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    with atomic_folder(os.path.join(folder, f"epoch_{epoch}")) as tmp:
         for name, state in zip(EPOCH_FILES, (model_state, optimizer_state)):
-            path = os.path.join(tmp, name)
-            paddle.save(state, path)
-            _fsync(path)
-        write_json(os.path.join(tmp, EPOCH_MANIFEST),
-                   {"epoch": epoch, "sha256": {name: sha256_file(os.path.join(tmp, name)) for name in EPOCH_FILES}})
-        _fsync(tmp)
-        if os.path.exists(final):  # an invalid epoch_<N> that resuming skipped: replace it
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            paddle.save(state, os.path.join(tmp, name))
+        write_manifest(tmp, EPOCH_FILES, epoch=epoch)
 
 
 def verify_epoch_checkpoint(path):
     """Raise WeightsError naming the file when an epoch checkpoint folder is incomplete or fails its manifest."""
-    manifest_path = os.path.join(path, EPOCH_MANIFEST)
-    try:
-        with open(manifest_path, encoding="utf-8") as f:
-            expected = json.load(f)["sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise WeightsError(f"{manifest_path}: missing or unreadable epoch checkpoint manifest ({err})") from None
+    manifest = verify_manifest(path, WeightsError)
     for name in EPOCH_FILES:
-        file = os.path.join(path, name)
-        if not isinstance(expected, dict) or name not in expected:
-            raise WeightsError(f"{manifest_path}: no checksum for {name}")
-        if not os.path.isfile(file):
-            raise WeightsError(f"{file}: missing from the epoch checkpoint")
-        if sha256_file(file) != expected[name]:
-            raise WeightsError(f"{file}: sha256 does not match {manifest_path} (damaged or half-written)")
+        if name not in manifest["files"]:
+            raise WeightsError(f"{os.path.join(path, MANIFEST_NAME)}: no checksum for {name}")
 
 
 def latest_epoch_checkpoint(folder):
@@ -348,40 +315,16 @@ class SeedRun:
 
 
 def _write_best_model(folder, module, task_info):
-    """best_model/ (model.safetensors + task.json) staged in a temp dir and swapped in whole: the two files always
-    describe the same epoch."""
-    final = os.path.join(folder, "best_model")
-    tmp = os.path.join(folder, f".tmp-best_model-{os.getpid()}")
-    old = os.path.join(folder, f".old-best_model-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    """best_model/ (model.safetensors + task.json) staged and swapped in whole (fileio.atomic_folder): the two files
+    always describe the same epoch."""
+    with atomic_folder(os.path.join(folder, "best_model")) as tmp:
         module.save_checkpoint(os.path.join(tmp, "model.safetensors"))
         write_json(os.path.join(tmp, "task.json"), task_info)
-        _fsync(tmp)
-        if os.path.exists(final):
-            os.rename(final, old)  # a kill from here to the next rename is undone by _recover_best_model
-        os.rename(tmp, final)
-        _fsync(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def _recover_best_model(folder):
     """Undo what a kill inside _write_best_model left: drop the staged folder, put back the swapped-out one."""
-    names = os.listdir(folder)
-    final = os.path.join(folder, "best_model")
-    for name in names:
-        if name.startswith(".tmp-best_model-"):
-            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
-    for name in names:
-        if name.startswith(".old-best_model-"):
-            if not os.path.exists(final):
-                os.rename(os.path.join(folder, name), final)
-            else:
-                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+    recover_folder(os.path.join(folder, "best_model"))
 
 
 class TaskData:

@@ -24,7 +24,7 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import statistics  # noqa: E402
 
-from paddle_electra.errors import ElectraError  # noqa: E402
+from paddle_electra.errors import command  # noqa: E402
 from paddle_electra.fileio import write_json  # noqa: E402
 
 log = logging.getLogger("finetune")
@@ -131,14 +131,11 @@ def format_table(task_name, summary, n_seeds):
     return "\n".join(lines)
 
 
+@command
 def main(argv=None) -> int:
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        return run(args, rest)
-    except ElectraError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return run(args, rest)
 
 
 def run(args, rest):

@@ -10,7 +10,7 @@ import os
 import sys
 import tempfile
 
-from paddle_electra.errors import ElectraError
+from paddle_electra.errors import command
 from paddle_electra.hubenv import prepare_hub_home, safe_extract, verify_manifest
 
 
@@ -27,19 +27,13 @@ def install(archive, hub_home=None):
     return module_cls.directory
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m modules.install", description=__doc__.splitlines()[0])
     parser.add_argument("archive", help="module archive written by `python -m converters package`")
     parser.add_argument("--hub-home", default=None, help="PaddleHub home (default: $HUB_HOME, else ./.paddlehub)")
     args = parser.parse_args(argv)
-    try:
-        directory = install(args.archive, args.hub_home)
-    except ElectraError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except OSError as err:  # disk full, permissions: name the file, no traceback
-        print(f"error: {err.filename or ''}: {err.strerror or err}", file=sys.stderr)
-        return 2
+    directory = install(args.archive, args.hub_home)
     print(f"installed {os.path.basename(directory)} into {directory}")
     return 0
 

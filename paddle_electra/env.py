@@ -23,7 +23,8 @@ def configure(num_threads=None) -> dict:
     if os.environ.get("PADDLE_ELECTRA_NO_ENV") == "1":
         return changed
     if "OMP_NUM_THREADS" not in os.environ:
-        n = num_threads or len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        n = num_threads or available
         changed["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(n or 1)
     if "MKL_DEBUG_CPU_TYPE" not in os.environ and _is_amd_cpu():
         changed["MKL_DEBUG_CPU_TYPE"] = os.environ["MKL_DEBUG_CPU_TYPE"] = "5"

@@ -15,10 +15,11 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from .batching import length_buckets, pad_rows  # noqa: F401  (part of this module's API)
 from .errors import ConfigError, WeightsError
 from .fileio import write_json
 
@@ -219,25 +220,6 @@ class DygraphRunner:
 
 
 # ---- length bucketing ------------------------------------------------------------------------------------------
-def length_buckets(lengths: Sequence[int], batch_size: int) -> List[np.ndarray]:
-    """Indices grouped into batches of similar length: sorted by length (stable), then cut every batch_size."""
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    order = np.argsort(np.asarray(lengths), kind="stable")
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def pad_rows(rows: Iterable[Sequence[int]], pad_id: int = 0, multiple: int = 1) -> np.ndarray:
-    """Right-pad int sequences to the longest (rounded up to `multiple`): int64 [B, L]."""
-    rows = list(rows)
-    longest = max((len(r) for r in rows), default=0)
-    width = -(-longest // multiple) * multiple if multiple > 1 else longest
-    out = np.full((len(rows), width), pad_id, dtype=np.int64)
-    for i, r in enumerate(rows):
-        out[i, :len(r)] = r
-    return out
-
-
 def predict_bucketed(runner: Callable, encodings: Dict[str, Sequence[Sequence[int]]], batch_size: int = 32,
                      pad_id: int = 0, multiple: int = 8, bucket: bool = True):
     """Run `runner` over unpadded encodings (input_ids, token_type_ids, attention_mask lists) in length-sorted

@@ -31,7 +31,8 @@ import paddle.nn.functional as F
 from paddlehub.module.module import RunModule, serving
 from paddlenlp.transformers import PretrainedTokenizer  # hub's datasets require one (paddlehub imports paddlenlp)
 
-from . import modeling
+from . import modeling, spans
+from .batching import length_buckets, pad_rows
 from .errors import ConfigError, DataError, ElectraError, WeightsError
 from .tokenizer import ElectraTokenizer
 from .weights import WEIGHTS_NAME, LoadReport, load_safetensors, load_state, read_config
@@ -183,20 +184,6 @@ def _chunk_tags(label_map, suffix):
             return None
         tags.append(label)
     return tags
-
-
-def _batches_by_length(lengths, batch_size):
-    """Index lists of at most batch_size items, grouped by length so that padding to each batch's longest is small."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def _pad(rows, value):
-    """[B, max_len] int64 array of ragged rows."""
-    out = np.full((len(rows), max(len(r) for r in rows)), value, dtype=np.int64)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
 
 
 def _softmax(x, axis=-1):
@@ -474,9 +461,11 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
                 raise DataError(f"task {self.task!r} needs {what}, got {len(example)} text(s)", field=f"data[{i}]")
 
     def predict(self, data, max_seq_len=128, batch_size=1, use_gpu=False, return_prob=False, *, split_char="\002",
-                max_answer_len=30, n_best=20, doc_stride=128):
+                max_answer_len=30, n_best=20, doc_stride=128, max_query_len=None):
         """Predictions in input order: labels (seq-cls, text-matching), a list of per-token labels (token-cls),
-        answer text (reading-comprehension, examples are [context, question]), or get_embedding's output (task None).
+        answer text (reading-comprehension, examples are [context, question]; the windows and decoder of fine-tuning's
+        evaluation, paddle_electra/spans.py, whose defaults these are; max_query_len None: 64 as in fine-tuning, or
+        half the window when max_seq_len is under 68), or get_embedding's output (task None).
         With return_prob, also the class probabilities (per token for token-cls; the answer's n-best probability
         for reading-comprehension). Texts longer than max_seq_len are truncated (QA: split into doc_stride windows)."""
         examples = self._check_args(data, max_seq_len, batch_size)
@@ -491,7 +480,7 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
             if self.task == "reading-comprehension":
                 self._need_texts(examples, 2, "[context, question]")
                 results, probs = self._predict_spans(examples, max_seq_len, batch_size, place, max_answer_len,
-                                                     n_best, doc_stride)
+                                                     n_best, doc_stride, max_query_len)
             elif self.task == "token-cls":
                 self._need_texts(examples, 1, "one text")
                 results, probs = self._predict_tokens(examples, max_seq_len, batch_size, place, split_char)
@@ -518,15 +507,15 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
             feats = [self._encode(ex[0], ex[1] if len(ex) == 2 else None, max_seq_len) for ex in examples]
             lengths = [len(f["input_ids"]) for f in feats]
         probs = [None] * len(examples)
-        for idx in _batches_by_length(lengths, batch_size):
+        for idx in length_buckets(lengths, batch_size):
             if self.task == "text-matching":
                 arrays = []
                 for side in (0, 1):
-                    arrays += [_pad([feats[i][side]["input_ids"] for i in idx], pad),
-                               _pad([feats[i][side]["token_type_ids"] for i in idx], 0)]
+                    arrays += [pad_rows([feats[i][side]["input_ids"] for i in idx], pad),
+                               pad_rows([feats[i][side]["token_type_ids"] for i in idx], 0)]
             else:
-                arrays = [_pad([feats[i]["input_ids"] for i in idx], pad),
-                          _pad([feats[i]["token_type_ids"] for i in idx], 0)]
+                arrays = [pad_rows([feats[i]["input_ids"] for i in idx], pad),
+                          pad_rows([feats[i]["token_type_ids"] for i in idx], 0)]
             for i, p in zip(idx, _softmax(self._run(arrays, place).astype(np.float64))):
                 probs[i] = p.tolist()
         labels = [self.label_map[int(np.argmax(p))] for p in probs]
@@ -538,9 +527,9 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         feats = [self._encode(ex[0].replace(split_char, " ") if split_char else ex[0], None, max_seq_len, True)
                  for ex in examples]
         labels, probs = [None] * len(examples), [None] * len(examples)
-        for idx in _batches_by_length([len(f["input_ids"]) for f in feats], batch_size):
-            logits = self._run([_pad([feats[i]["input_ids"] for i in idx], pad),
-                                _pad([feats[i]["token_type_ids"] for i in idx], 0)], place)
+        for idx in length_buckets([len(f["input_ids"]) for f in feats], batch_size):
+            logits = self._run([pad_rows([feats[i]["input_ids"] for i in idx], pad),
+                                pad_rows([feats[i]["token_type_ids"] for i in idx], 0)], place)
             for row, i in enumerate(idx):
                 keep = [j for j, s in enumerate(feats[i]["sequence_ids"]) if s is not None]  # drop [CLS]/[SEP]
                 p = _softmax(logits[row, keep].astype(np.float64))
@@ -548,66 +537,40 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
                 probs[i] = p.tolist()
         return labels, probs
 
-    def _predict_spans(self, examples, max_seq_len, batch_size, place, max_answer_len, n_best, doc_stride):
-        for name, value in (("max_answer_len", max_answer_len), ("n_best", n_best), ("doc_stride", doc_stride)):
+    def _predict_spans(self, examples, max_seq_len, batch_size, place, max_answer_len, n_best, doc_stride,
+                       max_query_len):
+        """paddle_electra/spans.py: the windows and decoder of fine-tuning's evaluation, with the same settings."""
+        if max_query_len is None:  # fine-tuning's default where it fits; short windows keep room for context
+            max_query_len = 64 if max_seq_len >= 68 else max(1, (max_seq_len - 3) // 2)
+        for name, value in (("max_answer_len", max_answer_len), ("n_best", n_best), ("doc_stride", doc_stride),
+                            ("max_query_len", max_query_len)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        spans.check_lengths(max_seq_len, max_query_len, "max_seq_len", "max_query_len")
         tok = self.tokenizer
-        features = []  # (example index, ids, type ids, first context position, doc start, window length)
-        contexts = []
+        features = []  # (example index, Window)
         for e, (context, question) in enumerate(examples):
-            # the question is capped (64 tokens, as the official max_query_length) so every window holds context
-            q_ids = tok.encode(question, truncation=False)["input_ids"][1:-1][:max(1, min(64, (max_seq_len - 3) // 2))]
+            q_ids = tok.encode(question, truncation=False)["input_ids"][1:-1]
             enc = tok.encode(context, truncation=False, return_offsets=True)
-            c_ids, c_offsets = enc["input_ids"][1:-1], enc["offsets"][1:-1]
-            contexts.append((context, c_offsets))
-            window = max_seq_len - len(q_ids) - 3
-            head = [tok.cls_token_id] + q_ids + [tok.sep_token_id]
-            start = 0
-            while True:
-                span = c_ids[start:start + window]
-                features.append((e, head + span + [tok.sep_token_id], [0] * len(head) + [1] * (len(span) + 1),
-                                 len(head), start, len(span)))
-                if start + window >= len(c_ids):
-                    break
-                start += min(doc_stride, window)
-        # a context token is scored only in the window where it has the most context on both sides (BERT's rule)
-        best_window = {}
-        for f, (e, _, _, _, start, n) in enumerate(features):
-            for j in range(n):
-                score = min(j, n - 1 - j) + 0.01 * n
-                if score > best_window.get((e, start + j), (-1.0, None))[0]:
-                    best_window[(e, start + j)] = (score, f)
-        candidates = [[] for _ in examples]  # (score, doc start token, doc end token)
+            for window in spans.question_windows(q_ids, enc["input_ids"][1:-1], enc["offsets"][1:-1],
+                                                 tok.cls_token_id, tok.sep_token_id, max_seq_len, max_query_len,
+                                                 doc_stride):
+                features.append((e, window))
+        candidates = [[] for _ in examples]  # (log-prob, char start, char end)
         pad = tok.pad_token_id
-        for idx in _batches_by_length([len(f[1]) for f in features], batch_size):
-            start_logits, end_logits = self._run([_pad([features[f][1] for f in idx], pad),
-                                                  _pad([features[f][2] for f in idx], 0)], place)
+        for idx in length_buckets([len(w.input_ids) for _, w in features], batch_size):
+            start_logits, end_logits = self._run([pad_rows([features[f][1].input_ids for f in idx], pad),
+                                                  pad_rows([features[f][1].token_type_ids for f in idx], 0)], place)
             for row, f in enumerate(idx):
-                e, _, _, first, doc_start, n = features[f]
-                if n == 0:
-                    continue
-                s_logit, e_logit = start_logits[row, first:first + n], end_logits[row, first:first + n]
-                for s in np.argsort(-s_logit)[:n_best]:
-                    if best_window[(e, doc_start + s)][1] != f:
-                        continue
-                    for t in np.argsort(-e_logit)[:n_best]:
-                        if s <= t < s + max_answer_len:
-                            candidates[e].append((float(s_logit[s] + e_logit[t]), doc_start + int(s),
-                                                  doc_start + int(t)))
+                e, w = features[f]
+                candidates[e].extend(spans.window_candidates(start_logits[row], end_logits[row], w.first, w.is_best,
+                                                             w.offsets, n_best, max_answer_len))
         answers, probs = [], []
-        for e, found in enumerate(candidates):
-            if not found:
-                answers.append("")
-                probs.append(0.0)
-                continue
-            found.sort(reverse=True)
-            found = found[:n_best]
-            scores = np.array([c[0] for c in found], dtype=np.float64)
-            context, offsets = contexts[e]
-            _, s, t = found[0]
-            answers.append(context[offsets[s][0]:offsets[t][1]])
-            probs.append(float(_softmax(scores)[0]))
+        for (context, _), found in zip(examples, candidates):
+            ranked = spans.best_answers(found, context, n_best)
+            answers.append(ranked[0][0] if ranked else "")
+            # the answer's probability among the n-best distinct answers
+            probs.append(float(_softmax(np.array([score for _, score in ranked]))[0]) if ranked else 0.0)
         return answers, probs
 
     def get_embedding(self, data, use_gpu=False, *, max_seq_len=128, batch_size=8):
@@ -621,11 +584,11 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         feats = [self._encode(ex[0], ex[1] if len(ex) == 2 else None, max_seq_len) for ex in examples]
         results = [None] * len(examples)
         try:
-            for idx in _batches_by_length([len(f["input_ids"]) for f in feats], batch_size):
-                ids = _pad([feats[i]["input_ids"] for i in idx], pad)
+            for idx in length_buckets([len(f["input_ids"]) for f in feats], batch_size):
+                ids = pad_rows([feats[i]["input_ids"] for i in idx], pad)
                 tensors = [paddle.to_tensor(a, place=place) for a in
-                           (ids, _pad([feats[i]["token_type_ids"] for i in idx], 0),
-                            _pad([feats[i]["attention_mask"] for i in idx], 0))]
+                           (ids, pad_rows([feats[i]["token_type_ids"] for i in idx], 0),
+                            pad_rows([feats[i]["attention_mask"] for i in idx], 0))]
                 with paddle.no_grad():
                     sequence = self.model.electra(*tensors).last_hidden_state.numpy()
                 for row, i in enumerate(idx):

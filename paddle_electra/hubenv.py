@@ -14,7 +14,6 @@ both, verifies the archive's manifest.json checksums, and only then hands the ex
 from __future__ import annotations
 
 import gzip
-import json
 import os
 import posixpath
 import stat
@@ -27,7 +26,7 @@ from .errors import ElectraError
 from . import fileio
 
 OFFLINE_SERVER = "http://127.0.0.1:9"  # port 9 (discard): nothing listens, a connection is refused at once
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME, MODULE_FORMAT = fileio.MANIFEST_NAME, "paddle-electra-module/1"
 # hub pip-installs this file when it is in a module folder; our modules never need it
 FORBIDDEN_NAMES = ("requirements.txt",)
 MAX_MEMBERS = 10_000
@@ -113,18 +112,6 @@ def hub_server_setting(hub_home) -> str | None:
 
 
 # ---- archives ---------------------------------------------------------------------------------------------------
-def _member_problem(name):
-    """Why a member name is unsafe, or None."""
-    if not name or "\x00" in name:
-        return "empty name or NUL byte"
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    parts = name.replace("\\", "/").split("/")
-    if ".." in parts:
-        return "path traversal ('..')"
-    return None
-
-
 def _clean(name):
     """Member name as a normalised relative posix path ("." for the archive root itself)."""
     return posixpath.normpath(name.replace("\\", "/"))
@@ -179,7 +166,7 @@ def check_archive(path, max_members=MAX_MEMBERS, max_total_bytes=MAX_TOTAL_BYTES
         count += 1
         if count > max_members:
             raise ArchiveError(f"{path}: more than {max_members} members")
-        problem = _member_problem(name)
+        problem = fileio.member_problem(name)
         if problem:
             raise ArchiveError(f"{path}: member {name!r} refused: {problem}")
         if kind in ("symlink", "hardlink"):
@@ -226,8 +213,8 @@ def safe_extract(path, destination) -> str:
     os.makedirs(root, exist_ok=True)
 
     def target(name):
-        out = os.path.realpath(os.path.join(root, name))
-        if os.path.commonpath([out, root]) != root:
+        out = fileio.member_target(root, name)
+        if out is None:
             raise ArchiveError(f"{path}: member {name!r} would be written outside {root}")
         return out
 
@@ -264,44 +251,12 @@ def safe_extract(path, destination) -> str:
 
 # ---- manifest ---------------------------------------------------------------------------------------------------
 def write_manifest(folder) -> str:
-    """manifest.json in `folder`: sha256 and size of every other file (relative posix paths)."""
-    entries = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
-            rel = os.path.relpath(full, folder).replace(os.sep, "/")
-            if rel == MANIFEST_NAME:
-                continue
-            entries[rel] = {"sha256": fileio.sha256_file(full), "bytes": os.path.getsize(full)}
-    path = os.path.join(folder, MANIFEST_NAME)
-    fileio.write_json(path, {"format": "paddle-electra-module/1", "files": entries})
-    return path
+    """manifest.json in `folder` (fileio's format): sha256 and size of every other file."""
+    return fileio.write_manifest(folder, format=MODULE_FORMAT)
 
 
 def verify_manifest(folder):
     """Check every file listed in manifest.json (present, same size and sha256) and that no file is unlisted."""
-    path = os.path.join(folder, MANIFEST_NAME)
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-        entries = manifest["files"]
-    except FileNotFoundError:
+    if not os.path.exists(os.path.join(folder, MANIFEST_NAME)):
         raise ArchiveError(f"{folder}: no {MANIFEST_NAME}: not an archive written by `python -m converters package`")
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise ArchiveError(f"{path}: unreadable manifest ({err})") from None
-    present = set()
-    for dirpath, _, filenames in os.walk(folder):
-        for name in filenames:
-            rel = os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/")
-            if rel != MANIFEST_NAME and "__pycache__" not in rel.split("/"):
-                present.add(rel)
-    unlisted = sorted(present - set(entries))
-    if unlisted:
-        raise ArchiveError(f"{path}: files not in the manifest: {unlisted}")
-    for rel, entry in entries.items():
-        full = os.path.join(folder, rel)
-        if rel not in present:
-            raise ArchiveError(f"{path}: listed file {rel!r} is missing")
-        if os.path.getsize(full) != entry.get("bytes") or fileio.sha256_file(full) != entry.get("sha256"):
-            raise ArchiveError(f"{full}: checksum mismatch with {MANIFEST_NAME} (corrupt or altered)")
+    return fileio.verify_manifest(folder, ArchiveError, exhaustive=True)

@@ -16,18 +16,30 @@ from . import rtd
 
 @dataclass
 class PretrainOutput:
-    """Losses are scalars with gradient; the metrics are detached scalars."""
+    """One batch's loss (a mean, with gradient) and the sums and counts behind it: callers that normalise over a
+    larger whole (train.py: the global batch of every rank and accumulation step; evaluate.py: a held-out set) add
+    these up instead of turning means back into sums."""
 
-    loss: paddle.Tensor
-    gen_loss: paddle.Tensor
-    disc_loss: paddle.Tensor
-    gen_acc: paddle.Tensor  # argmax accuracy of the generator at the masked slots
-    disc_acc: paddle.Tensor  # over real (non-pad) tokens
-    disc_precision: paddle.Tensor  # of "replaced" predictions
-    disc_recall: paddle.Tensor  # of truly replaced tokens
+    loss: paddle.Tensor  # gen_weight * gen_loss + disc_weight * disc_loss of this batch (with gradient)
+    gen_loss_sum: paddle.Tensor  # generator cross-entropy summed over the chosen slots (with gradient)
+    disc_loss_sum: paddle.Tensor  # discriminator BCE summed over the real tokens (with gradient)
+    gen_slots: paddle.Tensor  # number of chosen slots (the masks' weights summed)
+    real_tokens: paddle.Tensor  # number of real (non-pad) tokens
+    gen_correct: paddle.Tensor  # [B, N] 1 where the generator's argmax is the original token at a chosen slot
     disc_logits: paddle.Tensor  # [B, L], for AUC in evaluation
-    disc_labels: paddle.Tensor  # [B, L] 0/1
-    num_tokens: paddle.Tensor  # real tokens in the batch
+    disc_labels: paddle.Tensor  # [B, L] 0/1 (1: replaced)
+
+    @property
+    def gen_loss(self):
+        return self.gen_loss_sum / (self.gen_slots + 1e-6)
+
+    @property
+    def disc_loss(self):
+        return self.disc_loss_sum / (self.real_tokens + 1e-6)
+
+    @property
+    def gen_acc(self):
+        return self.gen_correct.sum() / (self.gen_slots + 1e-6)
 
 
 def sinusoidal_positions(num_positions: int, width: int, std: float) -> np.ndarray:
@@ -81,7 +93,7 @@ class ElectraForPretraining(nn.Layer):
         gen_logits = gen_logits.astype("float32")  # [B, N, V]
         weights = masked.weights
         per_slot = F.cross_entropy(gen_logits, masked.targets.unsqueeze(-1), reduction="none").squeeze(-1)  # [B, N]
-        gen_loss = (per_slot * weights).sum() / (weights.sum() + 1e-6)
+        gen_loss_sum, gen_slots = (per_slot * weights).sum(), weights.sum()
 
         real = attention_mask.astype("float32")
         if self.disc_weight == 0:
@@ -89,22 +101,17 @@ class ElectraForPretraining(nn.Layer):
             # discriminator is not run, so its outputs are zeros and it receives no gradient
             labels = paddle.zeros_like(input_ids)
             disc_logits = paddle.zeros(input_ids.shape, "float32")
-            disc_loss = paddle.zeros([], "float32")
+            disc_loss_sum = paddle.zeros([], "float32")
         else:
             sampled = rtd.sample_tokens(gen_logits, self.temperature, sample_uniforms)
             fake_ids, labels = rtd.replace_tokens(input_ids, masked, sampled)
             disc_logits = self.discriminator(fake_ids, token_type_ids, attention_mask).astype("float32")  # [B, L]
             per_token = F.binary_cross_entropy_with_logits(disc_logits, labels.astype("float32"), reduction="none")
-            disc_loss = (per_token * real).sum() / (real.sum() + 1e-6)
-        loss = self.gen_weight * gen_loss + self.disc_weight * disc_loss
-
+            disc_loss_sum = (per_token * real).sum()
+        real_tokens = real.sum()
+        loss = (self.gen_weight * gen_loss_sum / (gen_slots + 1e-6)
+                + self.disc_weight * disc_loss_sum / (real_tokens + 1e-6))
         with paddle.no_grad():
-            gen_acc = ((gen_logits.argmax(-1) == masked.targets).astype("float32") * weights).sum() / (weights.sum() + 1e-6)
-            predicted = (disc_logits > 0).astype("float32")
-            truth = labels.astype("float32")
-            disc_acc = ((predicted == truth).astype("float32") * real).sum() / (real.sum() + 1e-6)
-            true_pos = (predicted * truth * real).sum()
-            disc_precision = true_pos / ((predicted * real).sum() + 1e-6)
-            disc_recall = true_pos / ((truth * real).sum() + 1e-6)
-        return PretrainOutput(loss, gen_loss, disc_loss, gen_acc, disc_acc, disc_precision, disc_recall,
-                              disc_logits.detach(), labels, real.sum())
+            gen_correct = (gen_logits.argmax(-1) == masked.targets).astype("float32") * weights
+        return PretrainOutput(loss, gen_loss_sum, disc_loss_sum, gen_slots, real_tokens, gen_correct,
+                              disc_logits.detach(), labels)

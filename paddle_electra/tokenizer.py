@@ -37,8 +37,8 @@ from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
-from .errors import ConfigError, DataError
-from .fileio import write_json, write_text
+from .errors import ConfigError, DataError, WeightsError
+from .fileio import MANIFEST_NAME, update_manifest, verify_manifest, write_json, write_text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_NAME, CONFIG_NAME = "vocab.txt", "tokenizer_config.json"
@@ -117,6 +117,8 @@ class ElectraTokenizer:
         path = os.fspath(path)
         if not os.path.isdir(path):
             return cls(path)
+        if os.path.isfile(os.path.join(path, MANIFEST_NAME)):  # a folder this project wrote: a cut vocab is refused
+            verify_manifest(path, WeightsError, names={VOCAB_NAME, CONFIG_NAME})
         kwargs, config_path = {}, os.path.join(path, CONFIG_NAME)
         if os.path.exists(config_path):
             try:
@@ -143,6 +145,7 @@ class ElectraTokenizer:
         write_text(vocab_path, "\n".join(self._id_to_token) + "\n")
         write_json(config_path, {"tokenizer_class": "ElectraTokenizer", "do_lower_case": self.do_lower_case,
                                  "model_max_length": self.model_max_length})
+        update_manifest(directory, [VOCAB_NAME, CONFIG_NAME])
         return [vocab_path, config_path]
 
     @property

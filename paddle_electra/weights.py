@@ -129,13 +129,23 @@ def save_pretrained(model, directory, tokenizer=None, extra_config=None):
     save_safetensors(tensors, os.path.join(directory, WEIGHTS_NAME))
     config.to_json(os.path.join(directory, CONFIG_NAME))
     if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)  # adds vocab.txt and tokenizer_config.json to manifest.json itself
+    fileio.update_manifest(directory, [CONFIG_NAME, WEIGHTS_NAME])
+
+
+def check_model_files(directory, names):
+    """When `directory` has a manifest.json (every directory this project writes does), refuse any of `names` whose
+    size or sha256 differs from it: a config.json edited by hand or a half-copied file loads wrong without an error.
+    Directories from elsewhere (HF, PaddleNLP) have no manifest and load as they are."""
+    if os.path.isfile(os.path.join(directory, fileio.MANIFEST_NAME)):
+        fileio.verify_manifest(directory, WeightsError, names=set(names))
 
 
 def read_config(directory) -> ElectraConfig:
     path = os.path.join(directory, CONFIG_NAME)
     if not os.path.isdir(directory):
         raise ConfigError(f"{directory}: model directory not found")
+    check_model_files(directory, [CONFIG_NAME])
     return ElectraConfig.from_json(path)
 
 
@@ -149,6 +159,7 @@ def from_pretrained(cls, directory, **head_kwargs):
         hint = (f" It holds {pickles[0]}, a pickle file that can run code when loaded: convert it with "
                 f"`python -m converters ... --allow-pickle` if you trust its source.") if pickles else ""
         raise WeightsError(f"{weights_path}: weights file not found.{hint}")
+    check_model_files(directory, [WEIGHTS_NAME])
     takes_labels = "num_labels" in inspect.signature(cls.__init__).parameters
     if takes_labels and "num_labels" not in head_kwargs and "id2label" in config.extras:
         head_kwargs["num_labels"] = len(config.extras["id2label"])

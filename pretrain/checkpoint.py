@@ -23,10 +23,10 @@ from typing import Optional
 import numpy as np
 
 from paddle_electra.errors import WeightsError
-from paddle_electra.fileio import sha256_file, write_json
+from paddle_electra.fileio import MANIFEST_NAME, atomic_folder, verify_manifest, write_json, write_manifest
 from paddle_electra.weights import load_safetensors, save_safetensors
 
-STATE_NAME, MANIFEST_NAME = "trainer_state.json", "manifest.json"
+STATE_NAME = "trainer_state.json"
 MODEL_FILE, OPTIMIZER_FILE = "model.safetensors", "optimizer.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d{8,})$")
 
@@ -49,19 +49,7 @@ def list_checkpoints(root: str) -> list:
 
 def verify_checkpoint(path: str) -> dict:
     """Check every file against manifest.json; WeightsError names the first bad file. Returns the manifest."""
-    manifest_path = os.path.join(path, MANIFEST_NAME)
-    try:
-        with open(manifest_path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError) as e:
-        raise WeightsError(f"{manifest_path}: missing or unreadable checkpoint manifest ({e})") from None
-    for name, expected in manifest.get("files", {}).items():
-        file_path = os.path.join(path, name)
-        if not os.path.isfile(file_path):
-            raise WeightsError(f"{file_path}: listed in the manifest but missing")
-        if os.path.getsize(file_path) != expected["bytes"] or sha256_file(file_path) != expected["sha256"]:
-            raise WeightsError(f"{file_path}: size or sha256 differs from the manifest (corrupt checkpoint)")
-    return manifest
+    return verify_manifest(path, WeightsError)
 
 
 def latest_checkpoint(root: str, log=print) -> Optional[str]:
@@ -96,12 +84,9 @@ def _optimizer_tensors(optimizer, model) -> tuple:
 def save_checkpoint(root: str, step: int, model, optimizer, scheduler, trainer_state: dict, tokenizer=None,
                     scaler=None, keep: int = 3) -> str:
     """Write OUTPUT/checkpoints/step-N atomically and delete all but the newest `keep`; return its path."""
-    os.makedirs(root, exist_ok=True)
     final = os.path.join(root, checkpoint_name(step))
-    tmp = os.path.join(root, f".tmp-{checkpoint_name(step)}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    # the same step saved again (e.g. after a resume) is swapped out whole
+    with atomic_folder(final) as tmp:
         save_safetensors({name: np.asarray(p.numpy()) for name, p in model.named_parameters()},
                          os.path.join(tmp, MODEL_FILE))
         opt_tensors, opt_other = _optimizer_tensors(optimizer, model)
@@ -111,21 +96,7 @@ def save_checkpoint(root: str, step: int, model, optimizer, scheduler, trainer_s
         write_json(os.path.join(tmp, STATE_NAME), state)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        files = {name: {"bytes": os.path.getsize(os.path.join(tmp, name)),
-                        "sha256": sha256_file(os.path.join(tmp, name))} for name in sorted(os.listdir(tmp))}
-        write_json(os.path.join(tmp, MANIFEST_NAME), {"step": step, "files": files})
-        _fsync_dir(tmp)
-        if os.path.exists(final):  # the same step saved again (e.g. after a resume): swap it out
-            old = f"{tmp}.old"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, final)
-        _fsync_dir(root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(tmp, step=step)
     for _, path in list_checkpoints(root)[:-keep] if keep > 0 else []:
         shutil.rmtree(path, ignore_errors=True)
     return final
@@ -170,12 +141,3 @@ def _scaler_state(scaler):
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in scaler.state_dict().items()}
 
 
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

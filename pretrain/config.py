@@ -88,6 +88,9 @@ class PretrainConfig:
     keep_checkpoints: int = 3
     log_every: int = 10  # VisualDL / progress-bar refresh; losses.jsonl gets every step
     resume: str = ""  # "" (fresh run), "latest" (newest valid checkpoint in output_dir) or a checkpoint directory
+    # continued pretraining: start from released weights (DIR/{discriminator,generator}/ or one discriminator model
+    # directory); shapes come from DIR, optimizer and schedule start fresh (pretrain/warmstart.py)
+    init_from: str = ""
     export: bool = True  # write output_dir/export/{discriminator,generator} at the end
     visualdl: bool = True
     progress: bool = True
@@ -130,8 +133,9 @@ class PretrainConfig:
         for name in ("warmup_steps", "eval_every", "save_every"):
             if getattr(cfg, name) < 0:
                 raise ConfigError(f"field {name!r} must be >= 0, got {getattr(cfg, name)}")
-        if cfg.max_steps is not None and cfg.max_steps <= 0:
-            raise ConfigError(f"field 'max_steps' must be positive, got {cfg.max_steps}")
+        if cfg.max_steps is not None and (cfg.max_steps < 0 or (cfg.max_steps == 0 and not cfg.init_from)):
+            raise ConfigError(f"field 'max_steps' must be positive (0 only with init_from: export the initial "
+                              f"weights), got {cfg.max_steps}")
         if cfg.max_minutes is not None and cfg.max_minutes <= 0:
             raise ConfigError(f"field 'max_minutes' must be positive, got {cfg.max_minutes}")
         if not 0.0 < cfg.mask_prob < 1.0:
@@ -162,6 +166,9 @@ class PretrainConfig:
                                   "(no index.json)")
         if self.resume not in ("", "latest", True) and not os.path.isdir(str(self.resume)):
             raise ConfigError(f"field 'resume': checkpoint directory {self.resume} not found")
+        if self.init_from:
+            from pretrain.warmstart import find_source
+            find_source(self.init_from)
 
     def micro_batch_size(self, world_size: int) -> int:
         """Examples per rank per forward pass."""

@@ -28,6 +28,7 @@ import os
 import sys
 import time
 
+from paddle_electra.errors import ConfigError, command
 from paddle_electra.fileio import read_bytes, write_bytes, write_json, write_text
 from pretrain import demo
 from pretrain.evidence import paired_gain
@@ -194,6 +195,7 @@ def plot_curve(result, path):
     os.replace(tmp, path)
 
 
+@command
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pretrain.curve", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -207,9 +209,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     minutes = sorted(set(args.minutes) | (set(LONG_MINUTES) if args.long else set()))
     if any(m <= 0 for m in minutes) or args.seeds < 2:
-        print(f"error: --minutes must be positive and --seeds >= 2 (an interval needs two), got {args.minutes} and "
-              f"{args.seeds}", file=sys.stderr)
-        return 2
+        raise ConfigError(f"--minutes must be positive and --seeds >= 2 (an interval needs two), got {args.minutes} "
+                          f"and {args.seeds}")
 
     def run():
         run_curve(os.path.abspath(args.workdir), minutes, args.seeds, "ci" if args.ci else "default")

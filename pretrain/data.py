@@ -50,7 +50,6 @@ import json
 import multiprocessing
 import os
 import random
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -58,8 +57,8 @@ from typing import Iterator, List, Optional
 
 import numpy as np
 
-from paddle_electra.errors import ConfigError, DataError, ElectraError
-from paddle_electra.fileio import sha256_file, write_json
+from paddle_electra.errors import ConfigError, DataError, command
+from paddle_electra.fileio import atomic_folder, sha256_file, write_json, write_manifest
 
 FORMAT = "paddle-electra-pretraining-data/1"
 INDEX_NAME = "index.json"
@@ -93,7 +92,10 @@ class BuildOptions:
         for name in ("max_line_bytes", "chunk_chars", "shard_tokens"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        "".encode(self.encoding)  # LookupError for an unknown codec name
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"encoding: unknown encoding {self.encoding!r}") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -350,7 +352,7 @@ class ShardWriter:
 def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = None, vocab_size: Optional[int] = None,
                   options: Optional[BuildOptions] = None, num_workers: Optional[int] = None, progress: bool = True,
                   overwrite: bool = False, min_frequency: int = 2) -> dict:
-    """Build a dataset directory (written to a temp dir, renamed into place at the end); return its index.
+    """Build a dataset directory (staged by fileio.atomic_folder, renamed into place at the end); return its index.
 
     Pass `vocab` (a vocab.txt) or `vocab_size` (build a WordPiece vocab from the same inputs first)."""
     from tqdm import tqdm
@@ -366,10 +368,7 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
     files = list_input_files(inputs)
     if num_workers is None:
         num_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    tmp = f"{output_dir}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    with atomic_folder(output_dir) as tmp:  # the dataset appears whole, or not at all
         if vocab is None:  # pass 1: the cleaned text (same bad-input policy) -> WordPiece vocab
             clean = os.path.join(tmp, "vocab-corpus.txt")
             with open(clean, "w", encoding="utf-8") as f:
@@ -444,16 +443,7 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
             "shards": writer.shards,
         }
         write_json(os.path.join(tmp, INDEX_NAME), index)
-        if os.path.exists(output_dir):
-            old = f"{output_dir}.old-{os.getpid()}"
-            os.rename(output_dir, old)
-            os.rename(tmp, output_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_manifest(tmp, format=FORMAT)  # every file's size and sha256, as for every folder the project writes
     index["build_seconds"], index["num_workers"] = elapsed, num_workers
     return index
 
@@ -566,7 +556,8 @@ class EpochSampler:
 # ---------------------------------------------------------------------------------------------------------------------
 
 def check_build_args(args):
-    """The first problem with the command line, as one line, or None: checked before any work starts."""
+    """The first problem with the command line's paths and counts, as one line, or None: checked before any work
+    starts (the BuildOptions fields are checked by BuildOptions.validate)."""
     for path in args.input:
         if not os.path.exists(path):
             return f"--input: {path} not found"
@@ -574,28 +565,16 @@ def check_build_args(args):
         return f"--vocab: {args.vocab} not found"
     if args.build_vocab is not None and args.build_vocab <= 5:
         return f"--build-vocab must be larger than the 5 special tokens, got {args.build_vocab}"
-    if not 8 <= args.max_seq_length <= 512:
-        return f"--max-seq-length must be between 8 and 512, got {args.max_seq_length}"
-    if args.shard_tokens <= 0:
-        return f"--shard-tokens must be positive, got {args.shard_tokens}"
-    if args.max_line_bytes <= 0:
-        return f"--max-line-bytes must be positive, got {args.max_line_bytes}"
     if args.num_workers is not None and args.num_workers < 0:
         return f"--num-workers must be >= 0, got {args.num_workers}"
     if args.min_frequency < 1:
         return f"--min-frequency must be >= 1, got {args.min_frequency}"
-    for name in ("short_seq_prob", "single_segment_prob"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            return f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}"
-    try:
-        codecs.lookup(args.encoding)
-    except LookupError:
-        return f"--encoding: unknown encoding {args.encoding!r}"
     if os.path.exists(args.output) and os.listdir(args.output) and not args.overwrite:
         return f"--output: {args.output} exists and is not empty; pass --overwrite to replace it"
     return None
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a packed ELECTRA pretraining dataset from text files.",
                                      epilog=__doc__.split("\n\n")[1])
@@ -619,21 +598,17 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    problem = check_build_args(args)
-    if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
     options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
                            single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
                            on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,
                            encoding=args.encoding, shard_tokens=args.shard_tokens)
-    try:
-        index = build_dataset(args.input, args.output, vocab=args.vocab, vocab_size=args.build_vocab,
-                              options=options, num_workers=args.num_workers, progress=not args.quiet,
-                              overwrite=args.overwrite, min_frequency=args.min_frequency)
-    except ElectraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    options.validate()  # the fields' rules live in one place
+    problem = check_build_args(args)
+    if problem:
+        raise ConfigError(problem)
+    index = build_dataset(args.input, args.output, vocab=args.vocab, vocab_size=args.build_vocab,
+                          options=options, num_workers=args.num_workers, progress=not args.quiet,
+                          overwrite=args.overwrite, min_frequency=args.min_frequency)
     seconds = index["build_seconds"]
     print(f"{index['num_examples']} examples, {index['num_tokens']} tokens in {seconds:.1f}s "
           f"({index['num_tokens'] / max(seconds, 1e-9):.0f} tokens/s, {index['num_workers']} workers) -> {args.output}")

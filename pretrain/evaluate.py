@@ -62,16 +62,14 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
             scored = batch["attention_mask"].numpy().astype(bool) & ~np.isin(ids, special)
             scorer.update(out.disc_logits.numpy(), out.disc_labels.numpy(), mask=scored)
             weights = masked.weights.numpy()
-            w, r = float(weights.sum()), float(batch["attention_mask"].numpy().sum())
-            totals["gen_loss"] += float(out.gen_loss) * w
-            totals["disc_loss"] += float(out.disc_loss) * r
-            totals["gen_correct"] += float(out.gen_acc) * (w + 1e-6)
-            # per-slot predictions again (the output only has the mean), to split off the slots shown as [MASK]
-            logits = model.generator(masked.masked_ids, batch["token_type_ids"], batch["attention_mask"],
-                                     positions=masked.positions)
+            w, r = float(out.gen_slots), float(out.real_tokens)
+            totals["gen_loss"] += float(out.gen_loss_sum)
+            totals["disc_loss"] += float(out.disc_loss_sum)
+            correct = out.gen_correct.numpy()  # per slot, 0 where the slot is not chosen
+            totals["gen_correct"] += float(correct.sum())
+            # the chosen slots shown to the generator as [MASK] (not kept or randomly replaced)
             shown = np.take_along_axis(masked.masked_ids.numpy(), masked.positions.numpy(), axis=1)
             at_mask = (shown == model.mask_token_id) * weights
-            correct = logits.numpy().argmax(-1) == masked.targets.numpy()
             totals["at_mask_correct"] += float((correct * at_mask).sum())
             totals["at_mask"] += float(at_mask.sum())
             totals["unigram_correct"] += float(((masked.targets.numpy() == unigram_id) * weights).sum())

@@ -14,6 +14,7 @@ import os
 import sys
 
 import paddle_electra  # noqa: F401  (sets the CPU environment before paddle is imported)
+from paddle_electra.errors import ConfigError, command
 
 
 def export_model(model, tokenizer, out_dir: str) -> dict:
@@ -52,6 +53,7 @@ def export_checkpoint(checkpoint: str, out_dir: str) -> dict:
     return export_model(model, tokenizer, out_dir)
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint directory (OUTPUT/checkpoints/step-N), or "
@@ -63,8 +65,7 @@ def main(argv=None):
     if not os.path.exists(os.path.join(checkpoint, "manifest.json")):
         found = latest_checkpoint(os.path.join(checkpoint, "checkpoints"))
         if found is None:
-            print(f"error: {checkpoint} is neither a checkpoint nor a run directory with checkpoints", file=sys.stderr)
-            return 2
+            raise ConfigError(f"{checkpoint} is neither a checkpoint nor a run directory with checkpoints")
         checkpoint = found
     paths = export_checkpoint(checkpoint, args.out)
     print(f"exported {checkpoint} -> {paths['discriminator']}, {paths['generator']}")

@@ -8,6 +8,8 @@ Every field of pretrain/config.py:PretrainConfig is a flag (`--max-steps 1000`, 
 `--eval-data HELDOUT --eval-every 500`, `--save-every 1000`, `--gradient-accumulation-steps 4`, `--amp bf16`,
 `--discriminator '{"hidden_size": 128}'`, ...); defaults -> --config JSON -> flags; unknown keys are errors.
 `--resume` continues the newest valid checkpoint in OUT exactly (same losses as an uninterrupted run).
+`--init-from DIR` starts from released weights (DIR/{discriminator,generator}/ from `python -m converters` or an
+export; shapes from DIR, fresh optimizer; OUT/init_report.json lists every tensor; see pretrain/warmstart.py).
 SIGTERM / SIGINT stop at the next step boundary with a checkpoint and an export.
 
 Writes OUT/losses.jsonl (every step), OUT/eval.jsonl, OUT/visualdl/ (`visualdl --logdir OUT/visualdl`),
@@ -16,27 +18,20 @@ OUT/checkpoints/step-N/, OUT/export/{discriminator,generator}/, OUT/summary.json
 import sys
 
 import paddle_electra  # noqa: F401  (sets OMP_NUM_THREADS / MKL before paddle is imported)
-from paddle_electra.errors import ElectraError
+from paddle_electra.errors import command
 
 
+@command
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in argv):
         print(__doc__)
         return 0
     from pretrain.config import from_argv
-    try:
-        cfg = from_argv(argv)
-        cfg.check_paths()
-    except ElectraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = from_argv(argv)
+    cfg.check_paths()
     from pretrain.train import train
-    try:
-        train(cfg)
-    except ElectraError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    train(cfg)
     return 0
 
 

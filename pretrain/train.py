@@ -32,6 +32,7 @@ from pretrain.checkpoint import latest_checkpoint, list_checkpoints, load_checkp
 from pretrain.config import PretrainConfig
 from pretrain.data import EpochSampler, PretrainingDataset
 from pretrain.evaluate import evaluate, format_result, unigram_token
+from pretrain import warmstart
 from pretrain.export import export_model
 from pretrain.rng import (capture_rng_state, derive_seed, draw_masks, draw_sample_uniforms, restore_rng_state,
                          seed_dropout)
@@ -67,11 +68,17 @@ def train(cfg: PretrainConfig) -> dict:
 
     # --- model, optimizer, schedule (the same initial weights on every rank) ------------------------------------------
     paddle.seed(derive_seed(cfg.seed, "init"))
-    disc_cfg, gen_cfg = cfg.model_configs(data.vocab_size)
+    init_source = None
+    if cfg.init_from:  # continued pretraining: shapes (and below, weights) from released models
+        init_source = warmstart.find_source(cfg.init_from)
+        warmstart.check_vocab(init_source.discriminator, cfg.data)
+        disc_cfg, gen_cfg = warmstart.model_configs(cfg, init_source, data.vocab_size)
+    else:
+        disc_cfg, gen_cfg = cfg.model_configs(data.vocab_size)
     model = ElectraForPretraining(disc_cfg, gen_cfg, tokenizer.special_token_ids, tokenizer.mask_token_id,
                                   mask_prob=cfg.mask_prob, gen_weight=cfg.gen_weight, disc_weight=cfg.disc_weight,
                                   temperature=cfg.temperature)
-    if cfg.position_init == "sinusoidal":
+    if cfg.position_init == "sinusoidal" and init_source is None:
         init_positions_sinusoidal(model.discriminator.electra.embeddings, disc_cfg.initializer_range)
     schedule = linear_warmup_decay(cfg.learning_rate, cfg.warmup_steps, cfg.num_train_steps, cfg.lr_decay_power)
     optimizer = build_optimizer(model, schedule, cfg.weight_decay, clip_norm=cfg.clip_norm, epsilon=cfg.adam_epsilon)
@@ -100,7 +107,14 @@ def train(cfg: PretrainConfig) -> dict:
         restore_rng_state(state["rng"])
         step = state["step"]
         say(f"resumed from {resume_from} at step {step}")
-    max_steps = min(cfg.max_steps or cfg.num_train_steps, cfg.num_train_steps)
+    elif init_source is not None:
+        report = warmstart.load_initial_weights(model, init_source)
+        if is_main:
+            from paddle_electra.fileio import write_json
+            write_json(os.path.join(cfg.output_dir, warmstart.REPORT_NAME), report)
+            for line in warmstart.summary_lines(report):
+                say(line)
+    max_steps = min(cfg.num_train_steps if cfg.max_steps is None else cfg.max_steps, cfg.num_train_steps)
     ddp, optimizer_inner = model, optimizer  # checkpoints save the unwrapped objects
     if world > 1:
         from paddle.distributed import fleet
@@ -197,13 +211,11 @@ def train(cfg: PretrainConfig) -> dict:
                               masked=masked, sample_uniforms=uniforms)
                 if isinstance(out, dict):
                     out = PretrainOutput(**out)
-                slots, real = masked.weights.sum(), tensors["attention_mask"].astype("float32").sum()
-                gen_sum, disc_sum = out.gen_loss * (slots + 1e-6), out.disc_loss * (real + 1e-6)
                 # DataParallel averages gradients over ranks: x world makes it the global-batch gradient
-                loss = (cfg.gen_weight * gen_sum / (total_slots + 1e-6)
-                        + cfg.disc_weight * disc_sum / (total_real + 1e-6)) * world
+                loss = (cfg.gen_weight * out.gen_loss_sum / (total_slots + 1e-6)
+                        + cfg.disc_weight * out.disc_loss_sum / (total_real + 1e-6)) * world
                 (scaler.scale(loss) if scaler is not None else loss).backward()
-            sums += _batch_sums(out, gen_sum, disc_sum, slots, tensors["attention_mask"])
+            sums += _batch_sums(out, tensors["attention_mask"])
         # 4. clip (inside the optimizer) + step; the LR used is the schedule's value before it advances
         if scaler is not None:
             scaler.unscale_(optimizer_inner)
@@ -285,15 +297,14 @@ def train(cfg: PretrainConfig) -> dict:
     return summary
 
 
-def _batch_sums(out, gen_sum, disc_sum, slots, attention_mask) -> np.ndarray:
+def _batch_sums(out, attention_mask) -> np.ndarray:
     """This micro-batch's contributions to METRICS (sums, so ranks and micro-batches add up)."""
     with paddle.no_grad():
         real = attention_mask.astype("float32")
         predicted = (out.disc_logits > 0).astype("float32")
         truth = out.disc_labels.astype("float32")
         values = paddle.stack([
-            gen_sum.detach().astype("float32"), disc_sum.detach().astype("float32"),
-            (out.gen_acc * (slots + 1e-6)).astype("float32"),
-            ((predicted == truth).astype("float32") * real).sum(),
+            out.gen_loss_sum.detach().astype("float32"), out.disc_loss_sum.detach().astype("float32"),
+            out.gen_correct.sum(), ((predicted == truth).astype("float32") * real).sum(),
             (predicted * truth * real).sum(), (predicted * real).sum(), (truth * real).sum()])
     return values.numpy().astype(np.float64)

@@ -110,6 +110,8 @@ CASES = [
      r"does-not-exist", ()),
     ("pretrain-missing-eval-data", pretrain("--eval-data", "{missing}"), r"does-not-exist", ()),
     ("pretrain-missing-resume-dir", pretrain("--resume", "{missing}"), r"does-not-exist", ()),
+    ("pretrain-missing-init-from", pretrain("--init-from", "{missing}"), r"init_from.*does-not-exist", ()),
+    ("pretrain-zero-steps-without-init-from", pretrain("--max-steps", "0"), r"max_steps.*init_from", ()),
     ("pretrain-hidden-not-divisible-by-heads",
      pretrain("--discriminator", '{"hidden_size": 30, "num_attention_heads": 4}'), r"hidden_size",
      ()),
@@ -215,3 +217,31 @@ def test_one_line_commands_print_nothing_else(ws, tmp_path):
         result, _ = run_cli(argv, ws, tmp_path)
         own = [line for line in (result.stderr + result.stdout).splitlines() if not NOISE.search(line)]
         assert result.returncode == 2 and len(own) == 1, own
+
+
+def test_every_command_shares_one_error_wrapper(capsys):
+    """errors.command is the one place that maps errors to exit status 2: one stderr line (multi-line messages joined),
+    an OSError named by its file, None -> 0, and a bug (any other exception) keeps its traceback."""
+    from paddle_electra.errors import ConfigError, command
+
+    @command
+    def main(kind):
+        if kind == "config":
+            raise ConfigError("field 'x': bad\nsecond line")
+        if kind == "os":
+            raise FileNotFoundError(2, "No such file or directory", "/nowhere/data.txt")
+        if kind == "bug":
+            raise KeyError("bug")
+        return None if kind == "none" else 7
+
+    assert main("config") == 2 and capsys.readouterr().err == "error: field 'x': bad second line\n"
+    assert main("os") == 2 and capsys.readouterr().err == "error: /nowhere/data.txt: No such file or directory\n"
+    assert main("none") == 0 and main("seven") == 7
+    with pytest.raises(KeyError):
+        main("bug")
+    # every command's main() goes through it (no private copies of the except-print-return-2 tail)
+    for path in ("pretrain/run.py", "pretrain/data.py", "pretrain/export.py", "pretrain/demo.py", "pretrain/curve.py",
+                 "finetune/run.py", "finetune/evaluate.py", "converters/__main__.py", "modules/install.py"):
+        source = open(os.path.join(REPO, path), encoding="utf-8").read()
+        assert "@command\ndef main(" in source, path
+        assert "return 2\n" not in source, path

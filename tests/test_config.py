@@ -81,3 +81,17 @@ def test_unreadable_files(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(ConfigError, match="JSON object"):
         ElectraConfig.from_json(bad)
+
+
+def test_env_configure_honours_num_threads_with_and_without_sched_getaffinity(monkeypatch):
+    """configure(num_threads=N) sets OMP_NUM_THREADS to N also where os.sched_getaffinity is missing (macOS)."""
+    import os
+    from paddle_electra import env
+    monkeypatch.delenv("PADDLE_ELECTRA_NO_ENV", raising=False)
+    for has_affinity in (True, False):
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        if not has_affinity:
+            monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+        assert env.configure(num_threads=3)["OMP_NUM_THREADS"] == "3"
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        assert int(env.configure()["OMP_NUM_THREADS"]) >= 1

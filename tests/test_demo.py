@@ -79,6 +79,10 @@ def test_module_archive_and_installed_module(demo):
     verify_manifest(extracted)
     installed = workdir / "hub_home" / "modules" / "chinese_electra_demo"
     assert (installed / "module.py").is_file() and (installed / "model.safetensors").is_file()
+    # a model the user trained is not credited to HFL (only the 11 release modules are)
+    from pretrain.demo import DEMO_AUTHOR
+    module_py = (installed / "module.py").read_text(encoding="utf-8")
+    assert DEMO_AUTHOR in module_py and "ymcui" not in module_py
     # load it by name from the demo's own hub home, in a fresh process (hub reads HUB_HOME at import)
     code = ("import sys; from paddle_electra.hubenv import prepare_hub_home; prepare_hub_home(sys.argv[1]); "
             "import paddlehub as hub; m = hub.Module(name='chinese-electra-demo', task='seq-cls', num_classes=2); "
@@ -160,15 +164,18 @@ def test_rerun_reuses_every_stage(demo):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_pretraining_then_rerun_continues(tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_ctrl_c_during_pretraining_then_rerun_continues(tmp_path, processes):
     """SIGINT (what Ctrl-C sends to the whole foreground group) while pretraining: exit 130 with a checkpoint; the
-    next run continues from it (the loss log goes on from the checkpoint's step) and finishes the pipeline."""
+    next run continues from it (the loss log goes on from the checkpoint's step) and finishes the pipeline. With 2
+    processes (the default recipe's paddle.distributed.launch) the launcher forwards the stop to both ranks."""
     workdir = tmp_path / "w"
     # the CI recipe, but with a schedule long enough that only the time budget (30 s) ends pretraining
     code = ("import sys, dataclasses; from pretrain import demo; r = demo.RECIPES['ci']; "
-            "demo.RECIPES['ci'] = dataclasses.replace(r, minutes=0.5, pretrain=dict(r.pretrain, num_train_steps=100000,"
-            " save_every=1000)); sys.exit(demo.main(['--ci', '--workdir', sys.argv[1]]))")
-    command = [sys.executable, "-c", code, str(workdir)]
+            "demo.RECIPES['ci'] = dataclasses.replace(r, minutes=0.5, pretrain_processes=int(sys.argv[2]), "
+            "pretrain=dict(r.pretrain, num_train_steps=100000, save_every=1000)); "
+            "sys.exit(demo.main(['--ci', '--workdir', sys.argv[1]]))")
+    command = [sys.executable, "-c", code, str(workdir), str(processes)]
     proc = subprocess.Popen(command, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     losses = workdir / "pretrain" / "losses.jsonl"
@@ -186,12 +193,13 @@ def test_ctrl_c_during_pretraining_then_rerun_continues(tmp_path):
     partial = json.loads((workdir / "stages" / "pretrain.partial.json").read_text())
     assert partial["seconds"] > 0
     summary = json.loads((workdir / "pretrain" / "summary.json").read_text())
-    assert summary["stopped"] == "SIGINT"
+    # the launcher runs its workers in their own process group and passes the stop on as SIGTERM
+    assert summary["stopped"] == ("SIGINT" if processes == 1 else "SIGTERM")
     stopped_at = summary["steps"]
 
     proc = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "continuing" in proc.stdout and f"resumed from" in proc.stdout
+    assert "continuing" in proc.stdout and "resumed from" in proc.stdout
     records = [json.loads(line) for line in losses.read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, len(records) + 1))
     assert len(records) > stopped_at

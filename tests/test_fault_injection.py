@@ -68,13 +68,13 @@ elif point == "checkpoint-half-written":
             die()
     ckpt.save_safetensors = patched_save
 elif point == "checkpoint-before-rename":
-    import pretrain.checkpoint as ckpt
-    real_fsync = ckpt._fsync_dir
+    from paddle_electra import fileio
+    real_fsync = fileio.fsync_dir
     def patched_fsync(path):
         if step_of(path) > after:
             die()  # manifest written, directory complete, not yet renamed into place
         real_fsync(path)
-    ckpt._fsync_dir = patched_fsync
+    fileio.fsync_dir = patched_fsync
 elif point == "epoch-checkpoint-half-written":
     import paddle
     real_paddle_save = paddle.save
@@ -457,29 +457,36 @@ def last_epoch_dir(out):
 _finetune_references = {}
 
 
-def finetune_reference(launcher, inputs, epochs):
-    if epochs not in _finetune_references:
-        out = os.path.join(inputs["root"], f"reference-{epochs}")
+def head_dropout_env(dropout):
+    """The classifier head's dropout for a child run: 0 through FI_HEAD_DROPOUT, else the module's default (0.1)."""
+    return {"FI_HEAD_DROPOUT": 0.0} if dropout == 0 else {}
+
+
+def finetune_reference(launcher, inputs, epochs, dropout=0.0):
+    key = (epochs, inputs["model"], dropout)
+    if key not in _finetune_references:
+        out = os.path.join(inputs["root"], f"reference-{epochs}-dropout-{dropout}")
         log = out + ".log"
         rc, text = finish(start(launcher, "finetune/run.py", finetune_args(inputs, out, epochs), log,
-                                FI_HEAD_DROPOUT=0.0), log)
+                                **head_dropout_env(dropout)), log)
         assert rc == 0, text[-3000:]
-        _finetune_references[epochs] = finetune_outcome(out, epochs)
-    return _finetune_references[epochs]
+        _finetune_references[key] = finetune_outcome(out, epochs)
+    return _finetune_references[key]
 
 
-def run_finetune_fault_test(launcher, inputs, out, kills):
+def run_finetune_fault_test(launcher, inputs, out, kills, dropout=0.0):
     """`kills` SIGKILLs, each at a random moment of the epoch after the one the run resumed from (~1 s: training,
-    evaluation or checkpointing), then a final run; the outcome must equal an uninterrupted run's. Dropout is 0
-    (backbone and head): see test_finetuning_resume_with_dropout_is_identical."""
+    evaluation or checkpointing), then a final run; the outcome must equal an uninterrupted run's. `dropout` is the
+    backbone's (inputs["model"]) and the head's: with dropout on, the resumed runs must reproduce its masks too."""
     epochs = 2 * kills + 1  # a kill lands within 2 epochs of the resume point: the run never ends before the last
-    reference = finetune_reference(launcher, inputs, epochs)
+    reference = finetune_reference(launcher, inputs, epochs, dropout)
     rng = random.Random(FAULT_SEED + 1000 + kills)
     resumed, landed = [], 0
     for k in range(kills):
         resume_epoch = last_epoch_dir(out)
         log = os.path.join(os.path.dirname(out), f"run-{k}.log")
-        process = start(launcher, "finetune/run.py", finetune_args(inputs, out, epochs), log, FI_HEAD_DROPOUT=0.0)
+        process = start(launcher, "finetune/run.py", finetune_args(inputs, out, epochs), log,
+                        **head_dropout_env(dropout))
         deadline = time.time() + 240
         try:
             while process.poll() is None and time.time() < deadline:
@@ -503,10 +510,11 @@ def run_finetune_fault_test(launcher, inputs, out, kills):
             resumed.append(resume_epoch)
     log = os.path.join(os.path.dirname(out), "final.log")
     rc, text = finish(start(launcher, "finetune/run.py", finetune_args(inputs, out, epochs), log,
-                            FI_HEAD_DROPOUT=0.0), log)
+                            **head_dropout_env(dropout)), log)
     assert rc == 0, text[-3000:]
     assert_same_outcome(finetune_outcome(out, epochs), reference)
-    print(f"\nfine-tuning fault injection (seed {FAULT_SEED}): {landed} SIGKILLs survived, resumed after epochs "
+    print(f"\nfine-tuning fault injection (seed {FAULT_SEED}, dropout {dropout}): {landed} SIGKILLs survived, "
+          f"resumed after epochs "
           f"{resumed}; {epochs} epochs: dev metrics, last-epoch weights and optimizer state, best model identical to "
           f"the uninterrupted run")
     return landed
@@ -517,8 +525,10 @@ def test_finetuning_survives_3_sigkills(launcher, finetune_inputs, tmp_path):
 
 
 @pytest.mark.slow
-def test_finetuning_survives_10_sigkills(launcher, finetune_inputs, tmp_path):
-    assert run_finetune_fault_test(launcher, finetune_inputs, str(tmp_path / "out"), 10) == 10
+def test_finetuning_survives_10_sigkills_with_dropout(launcher, finetune_inputs, tmp_path):
+    """The long kill loop with dropout 0.1 in the backbone and the head, as real fine-tuning runs."""
+    inputs = dict(finetune_inputs, model=make_model_dir(str(tmp_path / "model-dropout"), 0.1))
+    assert run_finetune_fault_test(launcher, inputs, str(tmp_path / "out"), 10, dropout=0.1) == 10
 
 
 def test_finetuning_killed_while_writing_an_epoch_checkpoint_resumes(launcher, finetune_inputs, tmp_path):

@@ -140,6 +140,17 @@ def test_qa_run_writes_official_predictions(model_dir, tmp_path):
     assert set(metrics["summary"]["dev"]) == {"EM", "F1"}
     assert glob.glob(str(out / "seed_1" / "visualization" / "vdlrecords.*.log"))
 
+    # hub predict() with the run's settings returns exactly the answers the evaluation scored (one decoder:
+    # paddle_electra/spans.py); the run had one epoch, so best_model is the model that wrote dev_predictions.json
+    from finetune import hubmodel
+    from finetune.tasks import get_task
+    module = hubmodel.build_module(model_dir, get_task("cmrc2018").hub_kwargs(),
+                                   load_checkpoint=str(out / "seed_1" / "best_model" / "model.safetensors"))
+    questions = [(f"dev-{i}", QUESTIONS[i][0]) for i in range(5)]
+    answers = module.predict([[CONTEXT, q] for _, q in questions], max_seq_len=40, max_query_len=12, doc_stride=8,
+                             batch_size=3)
+    assert answers == [predictions[qid] for qid, _ in questions]
+
 
 def test_layerwise_multipliers_reach_the_backbone_inside_the_module(model_dir):
     from paddle_electra.hubenv import prepare_hub_home
@@ -181,6 +192,13 @@ def test_bad_invocations_exit_2_with_a_message(model_dir, tmp_path, capsys):
     assert "train.tsv, field 'label': the train split needs gold labels" in capsys.readouterr().err
     assert run("--task", "chnsenticorp", "--model", str(tmp_path), "--data-dir", bad) == 2
     assert "neither module.py" in capsys.readouterr().err
+    # a module name that is not installed: one line on how to get it, not hub's server-connection traceback
+    data = sentiment_dir(str(tmp_path / "data"))
+    assert run("--task", "chnsenticorp", "--model", "chinese-electra-180g-large", "--data-dir", data,
+               "--output-dir", tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert "chinese-electra-180g-large: no such module installed" in err and "modules.install" in err
+    assert "Traceback" not in err
 
 
 def test_installed_module_name_and_module_folder(model_dir, tmp_path):
@@ -188,7 +206,7 @@ def test_installed_module_name_and_module_folder(model_dir, tmp_path):
     from converters.package import package
     from modules.install import install
     name = "chinese-legal-electra-small"  # a release no other test installs into the shared test HUB_HOME
-    folder = install(package(model_dir, name, str(tmp_path / "dist")), os.environ["HUB_HOME"])
+    folder = install(package(model_dir, name, str(tmp_path / "dist"), allow_other_shape=True), os.environ["HUB_HOME"])
     data = sentiment_dir(str(tmp_path / "data"))
     common = ["--task", "chnsenticorp", "--data-dir", data, "--num_train_epochs", 1, "--max_seq_length", 16,
               "--max_train_examples", 8, "--train_batch_size", 8]

@@ -104,7 +104,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def archive(model_dir, tmp_path_factory):
     from converters.package import package
-    return package(model_dir, NAME, str(tmp_path_factory.mktemp("dist")))
+    return package(model_dir, NAME, str(tmp_path_factory.mktemp("dist")), allow_other_shape=True)
 
 
 @pytest.fixture(scope="module")
@@ -174,10 +174,10 @@ def test_archive_layout_is_one_folder_and_reproducible(model_dir, archive, tmp_p
         ["README.md", "__init__.py", "config.json", "manifest.json", "model.safetensors", "module.py",
          "tokenizer_config.json", "vocab.txt"])]
     assert check_archive(archive)["top"] == top
-    again = package(model_dir, NAME, str(tmp_path), version="2.0.2")
+    again = package(model_dir, NAME, str(tmp_path), version="2.0.2", allow_other_shape=True)
     digest = [hashlib.sha256(open(path, "rb").read()).hexdigest() for path in (again, archive)]
     assert digest[0] == digest[1]
-    other = package(model_dir, NAME, str(tmp_path), version="2.1.0")
+    other = package(model_dir, NAME, str(tmp_path), version="2.1.0", allow_other_shape=True)
     assert os.path.basename(other) == "chinese_electra_small-2.1.0.tar.gz"
     assert sorted(os.listdir(tmp_path)) == sorted(["chinese_electra_small-2.0.2.tar.gz",
                                                    "chinese_electra_small-2.1.0.tar.gz"])  # no staging left
@@ -194,14 +194,18 @@ def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
     weights.write_bytes(bytes(data))
     out = tmp_path / "out"
     with pytest.raises(WeightsError, match="checksum"):
-        package(str(broken), NAME, str(out))
+        package(str(broken), NAME, str(out), allow_other_shape=True)
     weights.unlink()
     with pytest.raises(WeightsError, match="missing"):
-        package(str(broken), NAME, str(out))
+        package(str(broken), NAME, str(out), allow_other_shape=True)
     with pytest.raises(ConfigError, match="unknown release"):
         package(model_dir, "chinese-bert", str(out))
     with pytest.raises(ConfigError, match="version"):
-        package(model_dir, NAME, str(out), version="2.0")
+        package(model_dir, NAME, str(out), version="2.0", allow_other_shape=True)
+    # a release name promises the release's shape: a tiny model under it is refused unless explicitly allowed
+    with pytest.raises(ConfigError, match=rf"config.json: num_hidden_layers \d+.* but the {NAME} module promises "
+                                          rf"num_hidden_layers 12.*--allow-other-shape"):
+        package(model_dir, NAME, str(out))
     assert main(["--model-dir", str(broken), "--name", NAME, "--out", str(out)]) == 2
     assert not out.exists() or not [p for p in out.iterdir() if p.name.endswith(".tar.gz")]
 

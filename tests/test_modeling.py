@@ -115,6 +115,7 @@ def test_task_model_from_pretraining_directory_reports_new_head(tmp_path):
 
 def test_mismatched_weights_name_every_tensor(tmp_path):
     ElectraDiscriminator(TINY).save_pretrained(tmp_path)
+    (tmp_path / "manifest.json").unlink()  # a hand-edited folder (with its manifest the edit itself is refused)
     config = json.loads((tmp_path / "config.json").read_text())
     config["intermediate_size"] = 40
     (tmp_path / "config.json").write_text(json.dumps(config))

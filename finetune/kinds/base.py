@@ -6,7 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-import numpy as np
 from tqdm import tqdm
 
 from paddle_electra.errors import ConfigError, DataError
@@ -154,15 +153,6 @@ class Task:
 
 
 # ---- shared batching helpers ---------------------------------------------------------------------------------
-def pad_stack(arrays, value, length=None, dtype=np.int64) -> np.ndarray:
-    """Stack 1-d arrays right-padded with `value` to the longest (or `length`)."""
-    length = length or max(len(a) for a in arrays)
-    out = np.full((len(arrays), length), value, dtype=dtype)
-    for i, a in enumerate(arrays):
-        out[i, : len(a)] = a
-    return out
-
-
 def run_batches(predict, rows, batch_size, desc="eval"):
     """Call `predict(list of rows)` (which pads and runs the model) on consecutive batches; yields (index range,
     numpy outputs)."""

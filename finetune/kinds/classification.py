@@ -16,7 +16,9 @@ from paddle_electra.fileio import write_text
 from paddle_electra.metrics import AccuracyScorer
 
 from ..readers import ReadStats, read_table
-from .base import Features, Task, pad_stack, run_batches
+from paddle_electra.batching import pad_rows
+
+from .base import Features, Task, run_batches
 
 
 @dataclass
@@ -108,7 +110,7 @@ class ClassificationTask(Task):
 
     def collate(self, pad_id):
         def collate(batch):
-            return (pad_stack([r[0] for r in batch], pad_id), pad_stack([r[1] for r in batch], 0),
+            return (pad_rows([r[0] for r in batch], pad_id), pad_rows([r[1] for r in batch], 0),
                     np.asarray([r[2] for r in batch], np.int64))
         return collate
 

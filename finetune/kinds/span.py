@@ -5,17 +5,10 @@ answer whose answer_start does not point at its text is moved to the nearest occ
 `answer_start_realigned`; 21 of CMRC 2018's 10,142 train answers are off by one or two characters); one whose text is
 not in the context at all is kept for scoring but cannot be trained on (counted, skipped by featurize).
 
-featurize: the official sliding windows. The question is cut to max_query_length tokens; the context is tokenized
-once with character offsets and cut into windows of max_seq_length - len(question) - 3 tokens every doc_stride
-tokens: "[CLS] question [SEP] window [SEP]", segment 1 for the window and its [SEP]. A training window that does not
-hold the whole answer points at [CLS] (kept, as the official code does).
-
-decode: per window, log-softmax over [CLS] and the window's tokens; the n_best_size best starts x ends, discarding
-spans that leave the window, end before they start, are longer than max_answer_length tokens, or start at a token
-whose best-context window (min(left, right) context + 0.01 x window length) is another one; candidates of all windows
-ranked by start + end log-probability. The answer text is the original context from the start token's first
-character to the end token's last character (tokenizer offsets), so it is always an exact substring of the context,
-[UNK] tokens included. No candidate: "" (the official code writes "empty"; both score 0).
+featurize and decode: paddle_electra/spans.py, the implementation the hub module's predict() uses too (the official
+sliding windows; per-window log-softmax, best-context rule, n-best search). A training window that does not hold the
+whole answer points at [CLS] (kept, as the official code does). No candidate: "" (the official code writes "empty";
+both score 0).
 scorer: SpanScorer (official CMRC 2018 EM / F1). Predictions: {question id: answer text} JSON.
 
 Head (deliberate difference, see SpanHead): independent start/end logits; the official code conditions the end on
@@ -30,12 +23,15 @@ from typing import List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from paddle_electra.errors import ConfigError, DataError
+from paddle_electra import spans
+from paddle_electra.errors import DataError
 from paddle_electra.fileio import write_json
 from paddle_electra.metrics import SpanScorer
 
 from ..readers import ReadStats, read_text
-from .base import Features, Task, pad_stack, run_batches
+from paddle_electra.batching import pad_rows
+
+from .base import Features, Task, run_batches
 
 
 @dataclass
@@ -145,10 +141,7 @@ class SpanTask(Task):
     # ---- featurize -------------------------------------------------------------------------------------------
     def check_config(self, config):
         """A window must hold [CLS] question [SEP] at least one context token [SEP]."""
-        if config.max_seq_length - 3 - config.max_query_length < 1:
-            raise ConfigError(f"field 'max_query_length' is {config.max_query_length}: max_seq_length "
-                              f"{config.max_seq_length} leaves no room for context after such a question; lower "
-                              f"max_query_length")
+        spans.check_lengths(config.max_seq_length, config.max_query_length)
 
     def featurize(self, examples, tokenizer, config, training):
         self.check_config(config)
@@ -161,7 +154,7 @@ class SpanTask(Task):
         stats = {"examples": len(examples), "features": 0, "no_answer_skipped": 0, "answer_outside_window": 0}
         for e, example in enumerate(tqdm(examples, desc="featurize", unit="q", leave=False,
                                          disable=len(examples) < 2000)):
-            q_ids = questions[e][1:-1][: config.max_query_length]
+            q_ids = questions[e][1:-1]
             c_ids, offsets = contexts[example.context]
             if training and example.answer_start is None:
                 stats["no_answer_skipped"] += 1
@@ -172,23 +165,16 @@ class SpanTask(Task):
                 if span is None and training:
                     stats["no_answer_skipped"] += 1
                     continue
-            head = [tokenizer.cls_token_id] + q_ids + [tokenizer.sep_token_id]
-            first = len(head)
-            window = config.max_seq_length - first - 1
-            windows = self.windows(len(c_ids), window, config.doc_stride)
-            best = self.best_context(windows, len(c_ids))
-            for w, (w_start, w_len) in enumerate(windows):
-                ids = head + c_ids[w_start: w_start + w_len] + [tokenizer.sep_token_id]
-                types = [0] * first + [1] * (w_len + 1)
+            for w in spans.question_windows(q_ids, c_ids, offsets, tokenizer.cls_token_id, tokenizer.sep_token_id,
+                                            config.max_seq_length, config.max_query_length, config.doc_stride):
                 start_pos = end_pos = 0
-                if span is not None and w_start <= span[0] and span[1] < w_start + w_len:
-                    start_pos, end_pos = first + span[0] - w_start, first + span[1] - w_start
+                if span is not None and w.start <= span[0] and span[1] < w.start + w.length:
+                    start_pos, end_pos = w.first + span[0] - w.start, w.first + span[1] - w.start
                 elif training:
                     stats["answer_outside_window"] += 1
-                rows.append((np.asarray(ids, np.int64), np.asarray(types, np.int64), np.int64(start_pos),
-                             np.int64(end_pos)))
-                is_best = best[w_start: w_start + w_len] == w
-                meta.append((e, first, is_best, offsets[w_start: w_start + w_len]))
+                rows.append((np.asarray(w.input_ids, np.int64), np.asarray(w.token_type_ids, np.int64),
+                             np.int64(start_pos), np.int64(end_pos)))
+                meta.append((e, w.first, w.is_best, w.offsets))
         stats["features"] = len(rows)
         return Features(rows, meta, stats)
 
@@ -199,33 +185,9 @@ class SpanTask(Task):
         covering = [i for i, (s, t) in enumerate(offsets) if s < char_end and t > char_start and t > s]
         return (covering[0], covering[-1]) if covering else None
 
-    @staticmethod
-    def windows(n_tokens, window, stride):
-        """(start, length) of the official doc-stride windows over n_tokens context tokens."""
-        spans, start = [], 0
-        while True:
-            length = min(n_tokens - start, window)
-            spans.append((start, length))
-            if start + length >= n_tokens:
-                return spans
-            start += min(length, stride)
-
-    @staticmethod
-    def best_context(windows, n_tokens):
-        """For each context token, the window where it has the most context: min(left, right) + 0.01 x length
-        (the first such window on a tie)."""
-        best, score = np.zeros(n_tokens, np.int64), np.full(n_tokens, -1.0)
-        for w, (start, length) in enumerate(windows):
-            j = np.arange(length)
-            s = np.minimum(j, length - 1 - j) + 0.01 * length
-            better = s > score[start: start + length]
-            score[start: start + length][better] = s[better]
-            best[start: start + length][better] = w
-        return best
-
     def collate(self, pad_id):
         def collate(batch):
-            return (pad_stack([r[0] for r in batch], pad_id), pad_stack([r[1] for r in batch], 0),
+            return (pad_rows([r[0] for r in batch], pad_id), pad_rows([r[1] for r in batch], 0),
                     np.asarray([r[2] for r in batch], np.int64), np.asarray([r[3] for r in batch], np.int64))
         return collate
 
@@ -241,15 +203,8 @@ class SpanTask(Task):
                     first, is_best, offsets, config))
         predictions = {}
         for example, found in zip(split.examples, candidates):
-            found.sort(key=lambda c: -c[0])
-            texts = []
-            for score, s, t in found:
-                text = example.context[s:t]
-                if text not in texts:
-                    texts.append(text)
-                if len(texts) == config.n_best_size:
-                    break
-            predictions[example.guid] = texts[0] if texts else ""
+            ranked = spans.best_answers(found, example.context, config.n_best_size)
+            predictions[example.guid] = ranked[0][0] if ranked else ""
         metrics = {"count": len(split.examples)}
         if split.labelled:
             scorer = SpanScorer([(e.guid, e.answers) for e in split.examples])
@@ -259,22 +214,9 @@ class SpanTask(Task):
 
     @staticmethod
     def window_candidates(start_logits, end_logits, first, is_best, offsets, config):
-        """Scored spans of one window: (start log-prob + end log-prob, first char, end char) in context chars;
-        `offsets` are the character offsets of the window's tokens."""
-        w_len = len(offsets)
-        positions = np.r_[0, first: first + w_len]  # [CLS] and the window: the official answer mask
-        start_lp = start_logits[positions] - np.logaddexp.reduce(start_logits[positions])
-        end_lp = end_logits[positions] - np.logaddexp.reduce(end_logits[positions])
-        # index 0 is [CLS]; window token j is index j + 1
-        starts = [j for j in np.argsort(-start_lp[1:], kind="stable")[: config.n_best_size] if is_best[j]]
-        ends = np.argsort(-end_lp[1:], kind="stable")[: config.n_best_size]
-        out = []
-        for s in starts:
-            for t in ends:
-                if s <= t < s + config.max_answer_length:
-                    a, b = offsets[s][0], offsets[t][1]
-                    out.append((float(start_lp[s + 1] + end_lp[t + 1]), a, b))
-        return out
+        """spans.window_candidates with the run's n_best_size and max_answer_length."""
+        return spans.window_candidates(start_logits, end_logits, first, is_best, offsets, config.n_best_size,
+                                       config.max_answer_length)
 
     def write_predictions(self, predictions, path_stem):
         path = f"{path_stem}.json"

@@ -17,7 +17,9 @@ from paddle_electra.errors import DataError
 from paddle_electra.fileio import write_text
 from paddle_electra.metrics import ChunkF1Scorer
 
-from .base import Features, Task, pad_stack, run_batches
+from paddle_electra.batching import pad_rows
+
+from .base import Features, Task, run_batches
 
 IGNORE = -100  # Paddle's cross_entropy ignore_index and ChunkF1Scorer's ignore_label
 
@@ -115,8 +117,8 @@ class TaggingTask(Task):
 
     def collate(self, pad_id):
         def collate(batch):
-            return (pad_stack([r[0] for r in batch], pad_id), pad_stack([r[1] for r in batch], 0),
-                    np.asarray([r[2] for r in batch], np.int64), pad_stack([r[3] for r in batch], IGNORE))
+            return (pad_rows([r[0] for r in batch], pad_id), pad_rows([r[1] for r in batch], 0),
+                    np.asarray([r[2] for r in batch], np.int64), pad_rows([r[3] for r in batch], IGNORE))
         return collate
 
     def hub_kwargs(self):
