@@ -811,6 +811,10 @@ def main(argv=None) -> int:
 def run_pipeline(run) -> int:
     """The exit code of a staged command (the demo, pretrain.curve): 0, or 130 after Ctrl-C (the same command
     continues where it stopped); project errors are left to the command's @command wrapper (exit status 2)."""
+    # Ctrl-C must reach us as KeyboardInterrupt even when this process inherited SIGINT as ignored (a background job
+    # of a non-interactive shell, some CI runners): Python keeps an inherited SIG_IGN, and the stages' children
+    # (pretrain/run.py, the distributed launcher) install their own handlers, so only this process would miss it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         run()
     except (Interrupted, KeyboardInterrupt):
