@@ -22,6 +22,7 @@ INSTALL_REQUIRES = [
     "psutil>=5.9",
     "crc32c>=2.4",
     "scikit-learn>=1.4,<2",  # the demo's bag-of-characters baseline (TF-IDF + logistic regression); brings scipy
+    "jieba==0.42.1",  # Chinese word boundaries for whole-word masking (pretrain/data.py --word-boundaries jieba)
 ]
 EXTRAS = {
     "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3", "ruff==0.17.6"],

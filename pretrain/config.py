@@ -57,6 +57,9 @@ class PretrainConfig:
     dropout: Optional[float] = None  # sets hidden and attention dropout of both models when given
     # objective
     mask_prob: float = 0.15
+    # "token": each token chosen on its own (the official code); "whole-word": all tokens of a chosen word together,
+    # the same budget in tokens (needs a dataset built with pretrain/data.py --word-boundaries jieba)
+    masking: str = "token"
     gen_weight: float = 1.0
     disc_weight: float = 50.0  # 0: masked-LM only, the discriminator is not run (pretrain/curve.py's control)
     temperature: float = 1.0
@@ -140,6 +143,8 @@ class PretrainConfig:
             raise ConfigError(f"field 'max_minutes' must be positive, got {cfg.max_minutes}")
         if not 0.0 < cfg.mask_prob < 1.0:
             raise ConfigError(f"field 'mask_prob' must be in (0, 1), got {cfg.mask_prob}")
+        if cfg.masking not in ("token", "whole-word"):
+            raise ConfigError(f"field 'masking' is {cfg.masking!r}; choose 'token' or 'whole-word'")
         if cfg.position_init not in ("normal", "sinusoidal"):
             raise ConfigError(f"field 'position_init' is {cfg.position_init!r}; choose 'normal' or 'sinusoidal'")
         if cfg.amp not in AMP_CHOICES:

@@ -1,6 +1,8 @@
 """Compute vs downstream gain, ELECTRA vs masked-LM: the seed's central claim, in miniature on 2 CPU cores.
 
-    python -m pretrain.curve [--minutes 2.5 5 10] [--long] [--seeds 5] [--workdir runs/curve] [--write]
+    python -m pretrain.curve [--minutes 2.5 5 10] [--long] [--seeds 5] [--seed N] [--workdir runs/curve] [--write]
+    python -m pretrain.curve --objectives electra electra-wwm electra-original-segments --equal-steps \
+        --minutes 10 --workdir runs/variants      # pretraining variants at equal steps (pretrain/README.md, 6)
 
 For each pretraining budget (minutes of wall time) the demo's model is pretrained twice from the same data and
 initialisation seed: once with the ELECTRA objective (the demo's recipe: a half-size generator + the discriminator,
@@ -14,6 +16,12 @@ attention head as masked-LM and 2 as ELECTRA's discriminator). Each model is the
 the curve's evidence rows (the low-label rows of the demo: review sentiment with 500 labels, People's Daily POS with
 200 sentences) with the demo's fine-tuning settings and the same paired seeds as one shared random-init control.
 The gain is the mean of the per-seed differences to that control, with a 95% t interval.
+
+`--objectives` picks what is compared (default: electra mlm). Besides the two objectives there are variants of
+ELECTRA that differ in the data or the masking only: `electra-wwm` (whole-word masking over jieba word boundaries)
+and `electra-original-segments` (examples packed with Chinese-ELECTRA's pre-fix segment rule). They cost the same
+per step, so `--equal-steps` gives every run the ELECTRA schedule of the budget (STEPS_PER_MINUTE["electra"] x
+minutes steps, no time limit) instead of a wall-time limit, and runs go two at a time.
 
 Outputs in WORKDIR: the demo's corpus/vocab/shards (stages 1-3 of pretrain/demo.py), curve/<objective>-<minutes>min/
 (pretraining run and fine-tuning folders), curve.json, curve.md and curve.png (gain against pretraining minutes, one
@@ -34,10 +42,15 @@ from pretrain import demo
 from pretrain.evidence import paired_gain
 
 OBJECTIVES = {
-    # objective -> pretrain/run.py flags on top of the demo's recipe, and the exported model fine-tuning starts from
+    # objective -> pretrain/run.py flags on top of the demo's recipe, the exported model fine-tuning starts from, and
+    # pretrain/data.py flags where the run needs its own data (built in WORKDIR/data-<objective>)
     "electra": {"flags": {}, "model": "discriminator"},
     "mlm": {"flags": {"disc_weight": 0.0, "generator_hidden_size": 1.0, "generator_layers": 1.0}, "model": "generator"},
+    "electra-wwm": {"flags": {"masking": "whole-word"}, "model": "discriminator",
+                    "data": {"word_boundaries": "jieba"}},
+    "electra-original-segments": {"flags": {}, "model": "discriminator", "data": {"segment_logic": "original"}},
 }
+DEFAULT_OBJECTIVES = ("electra", "mlm")
 # optimizer steps per minute of one run on one thread beside a second run (measured on the 2-core Xeon of
 # pretrain/README.md, section 6), so each LR schedule has decayed when its time is up
 STEPS_PER_MINUTE = {"electra": 230.0, "mlm": 350.0}
@@ -46,28 +59,47 @@ LONG_MINUTES = (20.0, 40.0)
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def pretrain_args(p: demo.Pipeline, objective: str, minutes: float, seconds_before: float) -> list:
+def data_folder(objective: str) -> str:
+    return f"data-{objective}" if "data" in OBJECTIVES[objective] else "data"
+
+
+def data_flags(objective: str) -> list:
+    flags = []
+    for key, value in OBJECTIVES[objective].get("data", {}).items():
+        flags += [f"--{key.replace('_', '-')}", value]
+    return flags
+
+
+def pretrain_args(p: demo.Pipeline, objective: str, minutes: float, seconds_before: float,
+                  equal_steps: bool = False) -> list:
     recipe = p.recipe
-    steps = max(10, round(STEPS_PER_MINUTE[objective] * minutes))
+    steps = max(10, round(STEPS_PER_MINUTE["electra" if equal_steps else objective] * minutes))
     settings = dict(recipe.pretrain, seed=recipe.pretrain_seed, num_train_steps=steps, warmup_steps=max(1, steps // 10),
                     **OBJECTIVES[objective]["flags"])
     flags = []
     for key, value in settings.items():
         flags += [f"--{key.replace('_', '-')}", demo.json.dumps(value) if isinstance(value, (dict, bool)) else value]
-    left = max(minutes * 60.0 - seconds_before, 6.0) / 60.0
-    return ["-m", "pretrain.run", "--data", p.path("data", "train"), "--eval-data", p.path("data", "heldout"),
-            "--output-dir", p.path("curve", f"{objective}-{minutes:g}min", "pretrain"), "--max-minutes", f"{left:.4f}",
-            "--resume", "--progress", "false", *flags]
+    if equal_steps:  # the budget is the steps; the time limit (the recipe's is the budget) only guards a stuck run
+        flags += ["--max-minutes", f"{4 * minutes:g}"]
+    else:  # the budget is wall time: what is left of it (a resumed run continues its own schedule)
+        flags += ["--max-minutes", f"{max(minutes * 60.0 - seconds_before, 6.0) / 60.0:.4f}"]
+    folder = data_folder(objective)
+    return ["-m", "pretrain.run", "--data", p.path(folder, "train"), "--eval-data", p.path(folder, "heldout"),
+            "--output-dir", p.path("curve", f"{objective}-{minutes:g}min", "pretrain"), "--resume",
+            "--progress", "false", *flags]
 
 
-def stage_pretrain_pair(p: demo.Pipeline, seconds_before: float, minutes: float) -> dict:
-    jobs = [(pretrain_args(p, objective, minutes, seconds_before),
-             p.path("curve", f"{objective}-{minutes:g}min", "pretrain.log")) for objective in OBJECTIVES]
-    p.children(jobs)
+def stage_pretrain_pair(p: demo.Pipeline, seconds_before: float, minutes: float, objectives=DEFAULT_OBJECTIVES,
+                        equal_steps: bool = False) -> dict:
+    """Pretrain every objective for the budget, two side by side (one thread each)."""
+    jobs = [(pretrain_args(p, objective, minutes, seconds_before, equal_steps),
+             p.path("curve", f"{objective}-{minutes:g}min", "pretrain.log")) for objective in objectives]
+    for i in range(0, len(jobs), 2):
+        p.children(jobs[i:i + 2])
     result = {}
-    for objective in OBJECTIVES:
+    for objective in objectives:
         summary = demo._read_json(p.path("curve", f"{objective}-{minutes:g}min", "pretrain", "summary.json"))
-        if summary["stopped"] not in ("time limit", "max_steps"):
+        if summary["stopped"] not in (("max_steps",) if equal_steps else ("time limit", "max_steps")):
             raise demo.Interrupted()
         result[objective] = {"steps": summary["steps"], "tokens_per_s": summary["tokens_per_s"],
                              "stopped": summary["stopped"], "tokens": summary["steps"] * summary["global_batch"]
@@ -105,36 +137,47 @@ def stage_finetune_models(p: demo.Pipeline, _, models: dict, random_init=False) 
     return {f"{name}/{row}": demo.finetune_summary(out) for (name, row), out in outs.items()}
 
 
-def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default") -> dict:
+def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default", objectives=DEFAULT_OBJECTIVES,
+              equal_steps: bool = False, seed: int = 0) -> dict:
     started = time.time()
-    recipe = dataclasses.replace(demo.RECIPES[recipe_name], finetune_seeds=seeds)
+    objectives = tuple(objectives)
+    recipe = dataclasses.replace(demo.RECIPES[recipe_name], finetune_seeds=seeds, seed=seed)
     p = demo.Pipeline(workdir, recipe)
     p.stage(1, "corpus", recipe.params("corpus_documents", "heldout_documents", "review_text"),
             lambda s: demo.stage_corpus(p, s))
     p.stage(2, "vocab", recipe.params("vocab_size"), lambda s: demo.stage_vocab(p, s))
     p.stage(3, "shards", recipe.params("max_seq_length"), lambda s: demo.stage_shards(p, s))
+    data_stats = {}
+    for objective in objectives:
+        folder = data_folder(objective)
+        data_stats[objective] = p.stage(
+            3, f"shards-{objective}", {"max_seq_length": recipe.max_seq_length, "flags": data_flags(objective)},
+            lambda s, folder=folder, objective=objective: demo.stage_shards(p, s, folder, tuple(data_flags(objective)))
+        ) if folder != "data" else None
     rows = [demo.row_name(t, n) for t, n in curve_rows(recipe)]
     any_model = None
     pretraining, finetuned = {}, {}
     for budget in minutes:
         pretraining[budget] = p.stage(
             4, f"curve-pretrain-{budget:g}min",
-            {"minutes": budget, "steps_per_minute": STEPS_PER_MINUTE, "objectives": OBJECTIVES,
-             "pretrain": demo.pretrain_settings(recipe)},
-            lambda s, budget=budget: stage_pretrain_pair(p, s, budget))
+            {"minutes": budget, "steps_per_minute": STEPS_PER_MINUTE, "equal_steps": equal_steps,
+             "objectives": {o: OBJECTIVES[o] for o in objectives}, "pretrain": demo.pretrain_settings(recipe)},
+            lambda s, budget=budget: stage_pretrain_pair(p, s, budget, objectives, equal_steps))
         models = {f"{objective}-{budget:g}min": p.path("curve", f"{objective}-{budget:g}min", "pretrain", "export",
-                                                       OBJECTIVES[objective]["model"]) for objective in OBJECTIVES}
+                                                       OBJECTIVES[objective]["model"]) for objective in objectives}
         any_model = any_model or next(iter(models.values()))
         finetuned.update(p.stage(7, f"curve-finetune-{budget:g}min", {"seeds": seeds, "rows": rows,
-                                                                      "finetune": recipe.finetune},
+                                                                      "finetune": recipe.finetune,
+                                                                      "first_seed": recipe.first_finetune_seed},
                                  lambda s, models=models: stage_finetune_models(p, s, models)))
     # the control: the same architecture from random initialisation (any of the models' shapes: they are equal)
-    control = p.stage(7, "curve-finetune-random-init", {"seeds": seeds, "rows": rows, "finetune": recipe.finetune},
+    control = p.stage(7, "curve-finetune-random-init", {"seeds": seeds, "rows": rows, "finetune": recipe.finetune,
+                                                        "first_seed": recipe.first_finetune_seed},
                       lambda s: stage_finetune_models(p, s, {"random-init": any_model}, random_init=True))
 
     points = []
     for budget in minutes:
-        for objective in OBJECTIVES:
+        for objective in objectives:
             name = f"{objective}-{budget:g}min"
             for row in rows:
                 tuned, base = finetuned[f"{name}/{row}"], control[f"random-init/{row}"]
@@ -145,9 +188,23 @@ def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default") -
                                "pretrained_mean": tuned["dev_mean"], "random_init_mean": base["dev_mean"],
                                "gain_mean": gain["gain_mean"], "gain_ci95": gain["gain_ci95"],
                                "gain_per_seed": gain["gain_per_seed"]})
-    result = {"minutes": list(minutes), "seeds": seeds, "rows": rows, "objectives": list(OBJECTIVES),
-              "steps_per_minute": STEPS_PER_MINUTE, "points": points, "stages": p.times,
-              "wall_seconds": time.time() - started, "finetune": recipe.finetune,
+    # each objective against the first one, paired on the same fine-tuning seeds (e.g. whole-word vs token masking)
+    comparisons = []
+    for budget in minutes:
+        for objective in objectives[1:]:
+            for row in rows:
+                ours = finetuned[f"{objective}-{budget:g}min/{row}"]
+                theirs = finetuned[f"{objectives[0]}-{budget:g}min/{row}"]
+                gain = paired_gain(ours["dev_per_seed"], theirs["dev_per_seed"])
+                comparisons.append({"objective": objective, "versus": objectives[0], "minutes": budget, "row": row,
+                                    "mean": ours["dev_mean"], "versus_mean": theirs["dev_mean"],
+                                    "difference_mean": gain["gain_mean"], "difference_ci95": gain["gain_ci95"]})
+    result = {"minutes": list(minutes), "seeds": seeds, "rows": rows, "objectives": list(objectives),
+              "comparisons": comparisons,
+              "equal_steps": equal_steps, "steps_per_minute": STEPS_PER_MINUTE, "points": points, "stages": p.times,
+              "data": {o: stats for o, stats in data_stats.items() if stats},
+              "wall_seconds": time.time() - started, "finetune": recipe.finetune, "seed": seed,
+              "pretrain_seed": recipe.pretrain_seed, "first_finetune_seed": recipe.first_finetune_seed,
               "recipe": recipe.name,
               "evidence_rows": [list(e) for e in recipe.evidence if tuple(e[:2]) in curve_rows(recipe)]}
     write_json(p.path("curve.json"), result)
@@ -158,7 +215,8 @@ def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default") -
 
 
 def curve_markdown(result) -> str:
-    lines = [f"# Compute vs gain: ELECTRA vs masked-LM ({result['seeds']} paired seeds per point)", "",
+    lines = [f"# Compute vs gain: {' vs '.join(result['objectives'])} ({result['seeds']} paired seeds per point"
+             f"{'; every run the same steps' if result.get('equal_steps') else ''})", "",
              "| objective | pretraining minutes | steps | tokens | row | pretrained | random init | gain [95% CI] |",
              "|---|---|---|---|---|---|---|---|"]
     for pt in result["points"]:
@@ -166,6 +224,14 @@ def curve_markdown(result) -> str:
         lines.append(f"| {pt['objective']} | {pt['minutes']:g} | {pt['pretrain_steps']:,} | "
                      f"{pt['pretrain_tokens'] / 1e6:.2f}M | {pt['row']} ({pt['metric']}) | {pt['pretrained_mean']:.2f} "
                      f"| {pt['random_init_mean']:.2f} | {pt['gain_mean']:+.2f} [{low:+.2f}, {high:+.2f}] |")
+    if result.get("comparisons"):
+        lines += ["", "Against the first objective (paired on the same fine-tuning seeds):", "",
+                  "| objective | versus | pretraining minutes | row | mean | versus mean | difference [95% CI] |",
+                  "|---|---|---|---|---|---|---|"]
+        for c in result["comparisons"]:
+            low, high = c["difference_ci95"]
+            lines.append(f"| {c['objective']} | {c['versus']} | {c['minutes']:g} | {c['row']} | {c['mean']:.2f} | "
+                         f"{c['versus_mean']:.2f} | {c['difference_mean']:+.2f} [{low:+.2f}, {high:+.2f}] |")
     return "\n".join(lines) + "\n"
 
 
@@ -175,7 +241,7 @@ def plot_curve(result, path):
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, len(result["rows"]), figsize=(6 * len(result["rows"]), 4.5), squeeze=False)
     for ax, row in zip(axes[0], result["rows"]):
-        for objective, style in zip(result["objectives"], ("o-", "s--")):
+        for objective, style in zip(result["objectives"], ("o-", "s--", "^-.", "d:")):
             pts = sorted((p for p in result["points"] if p["row"] == row and p["objective"] == objective),
                          key=lambda p: p["minutes"])
             xs = [p["minutes"] for p in pts]
@@ -206,17 +272,31 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", default=os.path.join("runs", "curve"))
     parser.add_argument("--write", action="store_true", help="copy curve.{json,md,png} to pretrain/results/")
     parser.add_argument("--ci", action="store_true", help="the demo's --ci recipe (toy sizes; the test suite's run)")
+    parser.add_argument("--objectives", nargs="+", choices=sorted(OBJECTIVES), default=list(DEFAULT_OBJECTIVES),
+                        help="what to compare (default: electra mlm)")
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="every run does the ELECTRA steps of its budget, with no time limit (for variants that "
+                             "cost the same per step)")
+    parser.add_argument("--seed", type=int, default=0, help="moves the pretraining seed and the fine-tuning seeds as "
+                                                           "the demo's --seed N does (default 0: the demo's default)")
+    parser.add_argument("--write-as", default="curve", metavar="NAME",
+                        help="with --write: pretrain/results/NAME.{json,md,png} (default curve)")
     args = parser.parse_args(argv)
     minutes = sorted(set(args.minutes) | (set(LONG_MINUTES) if args.long else set()))
+    if len(args.objectives) > 2 and not args.equal_steps:
+        raise ConfigError(f"{len(args.objectives)} objectives run two at a time, so a wall-time budget would not be "
+                          f"the same compute for all: add --equal-steps")
     if any(m <= 0 for m in minutes) or args.seeds < 2:
         raise ConfigError(f"--minutes must be positive and --seeds >= 2 (an interval needs two), got {args.minutes} "
                           f"and {args.seeds}")
 
     def run():
-        run_curve(os.path.abspath(args.workdir), minutes, args.seeds, "ci" if args.ci else "default")
+        run_curve(os.path.abspath(args.workdir), minutes, args.seeds, "ci" if args.ci else "default",
+                  dict.fromkeys(args.objectives), args.equal_steps, args.seed)
         if args.write:
-            for name in ("curve.json", "curve.md", "curve.png"):
-                write_bytes(os.path.join(RESULTS_DIR, name), read_bytes(os.path.join(args.workdir, name)))
+            for suffix in ("json", "md", "png"):
+                write_bytes(os.path.join(RESULTS_DIR, f"{args.write_as}.{suffix}"),
+                            read_bytes(os.path.join(args.workdir, f"curve.{suffix}")))
 
     return demo.run_pipeline(run)
 

@@ -8,6 +8,9 @@ official `build_pretraining_dataset.py` convention, `--blanks-separate-docs`). O
     tokens-00000.bin ...    uint16 (uint32 if the vocab has > 65,536 tokens) token ids, examples back to back
     examples-00000.bin ...  int64 [n, 3]: (start in the shard's tokens, length, length of "[CLS] A [SEP]")
     token_counts.npy        int64 [vocab_size]: how often each id occurs (the unigram baseline of evaluate.py)
+    words-00000.bin ...     with `--word-boundaries jieba` only: uint8 per token, 1 where it starts a word ([CLS] and
+                            [SEP] are words of their own; a WordPiece "##" piece never starts one), for whole-word
+                            masking (`pretrain/run.py --masking whole-word`)
 
 An example is stored without padding, special tokens included; token_type_ids (0 up to and including the first
 [SEP], 1 after) and attention_mask (1 on the stored tokens) are rebuilt from (length, length of A part).
@@ -24,6 +27,7 @@ never produces a B segment):
   (target - 3) // 2 and a sentence goes to A if A is empty, or if A plus it stays under the A target, or (with
   probability 0.5) if B is still empty and A is under target; otherwise it goes to B;
 - A is cut to max_seq_length - 2 tokens, B to max_seq_length - len(A) - 3.
+`--segment-logic original` reproduces the pre-fix rule instead (Chinese-ELECTRA's builder; ExamplePacker.flush).
 
 Parallelism and determinism: the main process streams the files (never holding more than a few chunks), cuts the
 text into chunks of whole documents (~`chunk_chars` characters; a longer document is cut at a line boundary, which
@@ -64,6 +68,10 @@ FORMAT = "paddle-electra-pretraining-data/1"
 INDEX_NAME = "index.json"
 MAX_REPORTED = 100  # bad-input locations kept in index.json
 MAX_PRINTED = 20  # ... and printed to stderr
+SEGMENT_LOGIC = {
+    "fixed": "google-research/electra build_pretraining_dataset.py after the segment fix (1ed0852)",
+    "original": "Chinese-ELECTRA build_pretraining_dataset.py (the pre-fix segment rule)",
+}
 
 
 @dataclass
@@ -80,6 +88,11 @@ class BuildOptions:
     encoding: str = "utf-8"
     chunk_chars: int = 1 << 18
     shard_tokens: int = 1 << 26
+    # "fixed": google-research/electra after its segment fix (1ed0852); "original": the pre-fix rule that
+    # Chinese-ELECTRA's build_pretraining_dataset.py still carries (once A holds a sentence, every later one joins A)
+    segment_logic: str = "fixed"
+    # None, or "jieba": store which tokens start a word (words-NNNNN.bin), for `pretrain/run.py --masking whole-word`
+    word_boundaries: Optional[str] = None
 
     def validate(self):
         if not 8 <= self.max_seq_length <= 512:  # 512 = max_position_embeddings of every ELECTRA config
@@ -96,6 +109,16 @@ class BuildOptions:
             codecs.lookup(self.encoding)
         except LookupError:
             raise ConfigError(f"encoding: unknown encoding {self.encoding!r}") from None
+        if self.segment_logic not in SEGMENT_LOGIC:
+            raise ConfigError(f"segment_logic must be one of {sorted(SEGMENT_LOGIC)}, got {self.segment_logic!r}")
+        if self.word_boundaries not in (None, "jieba"):
+            raise ConfigError(f"word_boundaries must be None or 'jieba', got {self.word_boundaries!r}")
+        if self.word_boundaries == "jieba":
+            try:
+                import jieba  # noqa: F401
+            except ImportError:
+                raise ConfigError("word_boundaries 'jieba' needs the jieba package: pip install jieba==0.42.1") \
+                    from None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -215,12 +238,17 @@ def read_chunks(files: List[str], options: BuildOptions, log: BadInputLog) -> It
 # ---------------------------------------------------------------------------------------------------------------------
 
 class ExamplePacker:
-    """The official example builder (after the segment fix): sentences in, (ids, length of "[CLS] A [SEP]") out."""
+    """The official example builder: sentences in, (ids, length of "[CLS] A [SEP]") out.
+
+    A sentence is any list (token ids, or (id, word start) pairs: the packer only counts and concatenates);
+    cls_id / sep_id are items of the same kind. `segment_logic` "fixed" (default) is google-research/electra after
+    its segment fix; "original" is the pre-fix rule of Chinese-ELECTRA (see `flush`)."""
 
     def __init__(self, max_seq_length, cls_id, sep_id, rng: random.Random, short_seq_prob=0.05,
-                 single_segment_prob=0.1):
+                 single_segment_prob=0.1, segment_logic="fixed"):
         self.max_length, self.cls_id, self.sep_id, self.rng = max_seq_length, cls_id, sep_id, rng
         self.short_seq_prob, self.single_segment_prob = short_seq_prob, single_segment_prob
+        self.original = segment_logic == "original"
         self.target_length = max_seq_length
         self.sentences, self.length = [], 0
 
@@ -239,8 +267,16 @@ class ExamplePacker:
         a_target = 100000 if rng.random() < self.single_segment_prob else (self.target_length - 3) // 2
         first, second = [], []
         for sentence in self.sentences:
-            if (not first or len(first) + len(sentence) < a_target
-                    or (not second and len(first) < a_target and rng.random() < 0.5)):
+            if self.original:
+                # the pre-fix test reads "A is non-empty" where the fix reads "A is empty", and "B is non-empty"
+                # where it reads "B is empty": every sentence after the first one in A joins A, and B only ever
+                # holds leading sentences that alone reach the A target (then placed after A: out of order)
+                to_first = (bool(first) or len(first) + len(sentence) < a_target
+                            or (bool(second) and len(first) < a_target and rng.random() < 0.5))
+            else:
+                to_first = (not first or len(first) + len(sentence) < a_target
+                            or (not second and len(first) < a_target and rng.random() < 0.5))
+            if to_first:
                 first.extend(sentence)
             else:
                 second.extend(sentence)
@@ -272,18 +308,61 @@ def chunk_seed(seed: int, chunk_index: int) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}/{chunk_index}".encode()).digest()[:8], "little")
 
 
+_JIEBA = None
+
+
+def _jieba():
+    """jieba, loaded once per process, its dictionary-loading messages off (they go to stderr on every worker)."""
+    global _JIEBA
+    if _JIEBA is None:
+        import logging
+        import jieba
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        _JIEBA = jieba
+    return _JIEBA
+
+
+def word_starts(line: str, offsets, tokens) -> List[int]:
+    """1 for each token that starts a jieba word of `line`, 0 for a token inside the word before it.
+
+    `offsets` are the tokens' (start, end) character offsets into `line`, `tokens` their strings. A token belongs to
+    the word holding its first character; a WordPiece continuation ("##...") always belongs to the token before it, so
+    that whole-word masking never splits a WordPiece word even where jieba would."""
+    word_of_char = np.zeros(len(line) + 1, dtype=np.int64)
+    position = 0
+    for number, word in enumerate(_jieba().cut(line, HMM=True)):
+        word_of_char[position:position + len(word)] = number
+        position += len(word)
+    starts, previous = [], -1
+    for (start, _), token in zip(offsets, tokens):
+        word = int(word_of_char[min(start, len(line))])
+        starts.append(0 if token.startswith("##") or word == previous else 1)
+        previous = word
+    if starts:
+        starts[0] = 1
+    return starts
+
+
 def pack_chunk(chunk_index: int, documents: List[List[str]], options: BuildOptions, dtype: str):
-    """Tokenize and pack one chunk: (tokens [T] dtype, examples int64 [n, 3] with chunk-local starts)."""
+    """Tokenize and pack one chunk: (tokens [T] dtype, examples int64 [n, 3] with chunk-local starts, word starts
+    [T] uint8 or None without `word_boundaries`)."""
     tok = _TOKENIZER
     lines = [line for document in documents for line in document]
-    encoded = tok.encode_batch(lines, truncation=False)["input_ids"] if lines else []
-    packer = ExamplePacker(options.max_seq_length, tok.cls_token_id, tok.sep_token_id,
-                           random.Random(chunk_seed(options.seed, chunk_index)), options.short_seq_prob,
-                           options.single_segment_prob)
+    with_words = options.word_boundaries is not None
+    encoded = tok.encode_batch(lines, truncation=False, return_offsets=with_words) if lines else {"input_ids": []}
+    sentences = [ids[1:-1] for ids in encoded["input_ids"]]  # drop the [CLS]/[SEP] encode adds
+    cls, sep = tok.cls_token_id, tok.sep_token_id
+    if with_words:  # the packer carries (id, word start) pairs; [CLS] and [SEP] are words of their own
+        sentences = [list(zip(ids, word_starts(line, offsets[1:-1], tok.convert_ids_to_tokens(ids))))
+                     for line, ids, offsets in zip(lines, sentences, encoded["offsets"])]
+        cls, sep = (cls, 1), (sep, 1)
+    packer = ExamplePacker(options.max_seq_length, cls, sep, random.Random(chunk_seed(options.seed, chunk_index)),
+                           options.short_seq_prob, options.single_segment_prob, options.segment_logic)
     examples, k = [], 0
     for document in documents:
         for _ in document:
-            example = packer.add_sentence(encoded[k][1:-1])  # drop the [CLS]/[SEP] encode adds
+            example = packer.add_sentence(sentences[k])
             k += 1
             if example:
                 examples.append(example)
@@ -296,9 +375,12 @@ def pack_chunk(chunk_index: int, documents: List[List[str]], options: BuildOptio
         meta[:, 0] = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         meta[:, 1] = lengths
         meta[:, 2] = [a for _, a in examples]
-    tokens = np.fromiter(itertools.chain.from_iterable(ids for ids, _ in examples), dtype=dtype,
-                         count=int(lengths.sum()))
-    return tokens, meta
+    items = itertools.chain.from_iterable(ids for ids, _ in examples)
+    count = int(lengths.sum())
+    if not with_words:
+        return np.fromiter(items, dtype=dtype, count=count), meta, None
+    pairs = np.fromiter(itertools.chain.from_iterable(items), dtype=np.int64, count=2 * count).reshape(-1, 2)
+    return pairs[:, 0].astype(dtype), meta, pairs[:, 1].astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -306,32 +388,38 @@ def pack_chunk(chunk_index: int, documents: List[List[str]], options: BuildOptio
 # ---------------------------------------------------------------------------------------------------------------------
 
 class ShardWriter:
-    """Appends chunk results to tokens-NNNNN.bin / examples-NNNNN.bin, starting a new shard past shard_tokens."""
+    """Appends chunk results to tokens-NNNNN.bin / examples-NNNNN.bin (and words-NNNNN.bin with word boundaries),
+    starting a new shard past shard_tokens."""
 
-    def __init__(self, directory, dtype, shard_tokens, vocab_size):
-        self.directory, self.dtype, self.shard_tokens = directory, dtype, shard_tokens
+    def __init__(self, directory, dtype, shard_tokens, vocab_size, with_words=False):
+        self.directory, self.dtype, self.shard_tokens, self.with_words = directory, dtype, shard_tokens, with_words
         self.shards, self.counts = [], np.zeros(vocab_size, dtype=np.int64)
-        self.lengths, self.two_segment = collections.Counter(), 0
-        self._tokens = self._examples = None
+        self.lengths, self.two_segment, self.words = collections.Counter(), 0, 0
+        self._files = {}
 
     def _open(self):
         n = len(self.shards)
         entry = {"tokens": f"tokens-{n:05d}.bin", "examples": f"examples-{n:05d}.bin", "num_examples": 0,
                  "num_tokens": 0}
+        if self.with_words:
+            entry["words"] = f"words-{n:05d}.bin"
         self.shards.append(entry)
-        self._tokens = open(os.path.join(self.directory, entry["tokens"]), "wb")
-        self._examples = open(os.path.join(self.directory, entry["examples"]), "wb")
+        self._files = {kind: open(os.path.join(self.directory, entry[kind]), "wb")
+                       for kind in ("tokens", "examples", "words") if kind in entry}
 
-    def add(self, tokens, meta):
+    def add(self, tokens, meta, words=None):
         if len(meta) == 0:
             return
-        if self._tokens is None:
+        if not self._files:
             self._open()
         entry = self.shards[-1]
         meta = meta.copy()
         meta[:, 0] += entry["num_tokens"]
-        self._tokens.write(tokens.tobytes())
-        self._examples.write(meta.tobytes())
+        self._files["tokens"].write(tokens.tobytes())
+        self._files["examples"].write(meta.tobytes())
+        if self.with_words:
+            self._files["words"].write(words.tobytes())
+            self.words += int(words.sum())
         entry["num_tokens"] += int(tokens.size)
         entry["num_examples"] += int(len(meta))
         self.counts += np.bincount(tokens, minlength=self.counts.size)[:self.counts.size]
@@ -341,12 +429,11 @@ class ShardWriter:
             self.close()
 
     def close(self):
-        for f in (self._tokens, self._examples):
-            if f is not None:
-                f.flush()
-                os.fsync(f.fileno())
-                f.close()
-        self._tokens = self._examples = None
+        for f in self._files.values():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        self._files = {}
 
 
 def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = None, vocab_size: Optional[int] = None,
@@ -383,7 +470,8 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
             os.unlink(os.path.join(tmp, "vocab-built.txt"))
         dtype = "uint16" if tokenizer.vocab_size <= 1 << 16 else "uint32"
         log = BadInputLog(options.on_bad_input)
-        writer = ShardWriter(tmp, dtype, options.shard_tokens, tokenizer.vocab_size)
+        writer = ShardWriter(tmp, dtype, options.shard_tokens, tokenizer.vocab_size,
+                             with_words=options.word_boundaries is not None)
         total_bytes = sum(os.path.getsize(p) for p in files if os.path.isfile(p))
         started = time.time()
         bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="building", disable=not progress,
@@ -430,7 +518,8 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
                             "cls": tokenizer.cls_token_id, "sep": tokenizer.sep_token_id,
                             "mask": tokenizer.mask_token_id},
             "options": asdict(options),
-            "packing": "google-research/electra build_pretraining_dataset.py after the segment fix (1ed0852)",
+            "packing": SEGMENT_LOGIC[options.segment_logic],
+            "word_boundaries": options.word_boundaries,
             "inputs": [{"path": p, "bytes": os.path.getsize(p) if os.path.isfile(p) else None} for p in files],
             "num_examples": num_examples,
             "num_tokens": num_tokens,
@@ -438,6 +527,7 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
                 "mean_length": num_tokens / num_examples,
                 "full_length_fraction": writer.lengths[options.max_seq_length] / num_examples,
                 "two_segment_fraction": writer.two_segment / num_examples,
+                "tokens_per_word": num_tokens / writer.words if writer.words else None,
             },
             "bad_input": log.summary(),
             "shards": writer.shards,
@@ -479,7 +569,8 @@ class PretrainingDataset:
         self.vocab_size = int(self.index["vocab_size"])
         self.special_ids = dict(self.index["special_ids"])
         self.num_examples = int(self.index["num_examples"])
-        self._tokens, self._examples = [], []
+        self.word_boundaries = self.index.get("word_boundaries")
+        self._tokens, self._examples, self._words = [], [], []
         for shard in self.index["shards"]:
             tokens_path = os.path.join(self.directory, shard["tokens"])
             examples_path = os.path.join(self.directory, shard["examples"])
@@ -491,6 +582,12 @@ class PretrainingDataset:
                                           shape=(shard["num_tokens"],)))
             self._examples.append(np.memmap(examples_path, dtype=np.int64, mode="r",
                                             shape=(shard["num_examples"], 3)))
+            if self.word_boundaries:
+                words_path = os.path.join(self.directory, shard["words"])
+                if not os.path.isfile(words_path) or os.path.getsize(words_path) != shard["num_tokens"]:
+                    raise DataError(f"shard file missing or of the wrong size (expected {shard['num_tokens']} bytes)",
+                                    path=words_path)
+                self._words.append(np.memmap(words_path, dtype=np.uint8, mode="r", shape=(shard["num_tokens"],)))
         self._offsets = np.cumsum([0] + [s["num_examples"] for s in self.index["shards"]])
 
     def __len__(self):
@@ -504,24 +601,41 @@ class PretrainingDataset:
     def token_counts(self) -> np.ndarray:
         return np.load(os.path.join(self.directory, "token_counts.npy"), allow_pickle=False)
 
-    def example(self, i: int):
-        """(ids as int64 array with [CLS]/[SEP], length of "[CLS] A [SEP]")."""
+    def _locate(self, i: int):
         if not 0 <= i < self.num_examples:
             raise IndexError(f"example {i} out of range [0, {self.num_examples})")
         shard = int(np.searchsorted(self._offsets, i, side="right")) - 1
         start, length, a_length = self._examples[shard][i - self._offsets[shard]]
-        return np.asarray(self._tokens[shard][start:start + length], dtype=np.int64), int(a_length)
+        return shard, int(start), int(length), int(a_length)
 
-    def batch(self, indices) -> dict:
-        """input_ids, token_type_ids, attention_mask as int64 [B, max_seq_length], zero-padded."""
+    def example(self, i: int):
+        """(ids as int64 array with [CLS]/[SEP], length of "[CLS] A [SEP]")."""
+        shard, start, length, a_length = self._locate(i)
+        return np.asarray(self._tokens[shard][start:start + length], dtype=np.int64), a_length
+
+    def word_starts(self, i: int) -> np.ndarray:
+        """Example i's word starts (int64, 1 where a token begins a word); the dataset must have word boundaries."""
+        if not self.word_boundaries:
+            raise DataError("the dataset has no word boundaries; rebuild it with pretrain/data.py --word-boundaries "
+                            "jieba", path=self.directory)
+        shard, start, length, _ = self._locate(i)
+        return np.asarray(self._words[shard][start:start + length], dtype=np.int64)
+
+    def batch(self, indices, word_starts: bool = False) -> dict:
+        """input_ids, token_type_ids, attention_mask (and with `word_starts`, word_starts: 1 where a token begins a
+        word, also on padding) as int64 [B, max_seq_length], zero-padded."""
         b, length = len(indices), self.max_seq_length
-        out = {name: np.zeros((b, length), dtype=np.int64) for name in ("input_ids", "token_type_ids",
-                                                                        "attention_mask")}
+        names = ("input_ids", "token_type_ids", "attention_mask")
+        out = {name: np.zeros((b, length), dtype=np.int64) for name in names}
+        if word_starts:
+            out["word_starts"] = np.ones((b, length), dtype=np.int64)
         for row, i in enumerate(indices):
             ids, a_length = self.example(int(i))
             out["input_ids"][row, :ids.size] = ids
             out["token_type_ids"][row, a_length:ids.size] = 1
             out["attention_mask"][row, :ids.size] = 1
+            if word_starts:
+                out["word_starts"][row, :ids.size] = self.word_starts(int(i))
         return out
 
 
@@ -594,6 +708,11 @@ def main(argv=None):
     parser.add_argument("--no-lower-case", action="store_true")
     parser.add_argument("--short-seq-prob", type=float, default=0.05)
     parser.add_argument("--single-segment-prob", type=float, default=0.1)
+    parser.add_argument("--segment-logic", choices=sorted(SEGMENT_LOGIC), default="fixed",
+                        help="fixed: google-research/electra after its segment fix (default); original: the pre-fix "
+                             "rule of Chinese-ELECTRA's builder (almost every example one segment)")
+    parser.add_argument("--word-boundaries", choices=("jieba",), default=None,
+                        help="store jieba word boundaries for pretrain/run.py --masking whole-word")
     parser.add_argument("--shard-tokens", type=int, default=1 << 26)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -601,7 +720,8 @@ def main(argv=None):
     options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
                            single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
                            on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,
-                           encoding=args.encoding, shard_tokens=args.shard_tokens)
+                           encoding=args.encoding, shard_tokens=args.shard_tokens,
+                           segment_logic=args.segment_logic, word_boundaries=args.word_boundaries)
     options.validate()  # the fields' rules live in one place
     problem = check_build_args(args)
     if problem:

@@ -340,12 +340,14 @@ def stage_vocab(p: Pipeline, _):
     return {"vocab_size": size, "path": path}
 
 
-def stage_shards(p: Pipeline, _):
+def stage_shards(p: Pipeline, _, folder: str = "data", flags: tuple = ()):
+    """The train and held-out datasets in WORKDIR/FOLDER; `flags`: more pretrain/data.py flags (pretrain.curve's
+    variants build their own data this way)."""
     result = {}
     for split in ("train", "heldout"):
-        out = p.path("data", split)
+        out = p.path(folder, split)
         p.child(["-m", "pretrain.data", "--input", p.path("corpus", f"{split}.txt"), "--output", out,
-                 "--vocab", p.path("vocab.txt"), "--max-seq-length", p.recipe.max_seq_length, "--overwrite"])
+                 "--vocab", p.path("vocab.txt"), "--max-seq-length", p.recipe.max_seq_length, "--overwrite", *flags])
         index = _read_json(os.path.join(out, "index.json"))
         result[split] = {"examples": index["num_examples"], "tokens": index["num_tokens"]}
     return result

@@ -24,6 +24,7 @@ import sys
 import numpy as np
 
 import paddle_electra  # noqa: F401  (sets the CPU environment before paddle is imported)
+from paddle_electra.errors import command
 
 
 def unigram_token(token_counts: np.ndarray, special_ids) -> int:
@@ -34,8 +35,9 @@ def unigram_token(token_counts: np.ndarray, special_ids) -> int:
 
 
 def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches: int = 50, seed: int = 1234,
-             amp=None) -> dict:
-    """Score an ElectraForPretraining on up to batch_size * num_batches examples of a PretrainingDataset."""
+             amp=None, masking: str = "token") -> dict:
+    """Score an ElectraForPretraining on up to batch_size * num_batches examples of a PretrainingDataset, masking
+    single tokens or (`masking` "whole-word", a dataset with word boundaries) whole words."""
     import paddle
     from paddle_electra.metrics import BinaryScorer
     from pretrain.rng import draw_masks, draw_sample_uniforms
@@ -51,9 +53,12 @@ def evaluate(model, dataset, unigram_id: int, batch_size: int = 32, num_batches:
     with paddle.no_grad():
         for start in range(0, n, batch_size):
             positions = np.arange(start, min(start + batch_size, n))
-            batch = {k: paddle.to_tensor(v) for k, v in dataset.batch(order[positions]).items()}
+            arrays = dataset.batch(order[positions], word_starts=True) if masking == "whole-word" \
+                else dataset.batch(order[positions])
+            starts = arrays.pop("word_starts", None)
+            batch = {k: paddle.to_tensor(v) for k, v in arrays.items()}
             masked = draw_masks(batch["input_ids"], batch["attention_mask"], positions, seed, model.special_ids,
-                                model.mask_token_id, model.mask_prob)
+                                model.mask_token_id, model.mask_prob, word_starts=starts)
             uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], seed)
             with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
                 out = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"], masked=masked,
@@ -141,6 +146,7 @@ def _model_from_dirs(model_dir, mask_prob=0.15):
     return model, tokenizer
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
@@ -152,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--batches", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--masking", choices=("token", "whole-word"), default="token",
+                        help="how positions are chosen (whole-word: --data built with --word-boundaries jieba)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args(argv)
 
@@ -172,7 +180,7 @@ def main(argv=None):
             raise ConfigError(f"{name} {data.directory} has vocab size {data.vocab_size}, the model "
                               f"{model.generator.config.vocab_size}")
     result = evaluate(model, heldout, unigram_token(train.token_counts(), tokenizer.special_token_ids),
-                      args.batch_size, args.batches, args.seed)
+                      args.batch_size, args.batches, args.seed, masking=args.masking)
     if not args.json:
         print(format_result(result))
     print(json.dumps(result))

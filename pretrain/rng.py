@@ -55,13 +55,17 @@ def example_keys(seed, stream: str, positions, per_sample=True, step=0, tag="") 
 
 
 def draw_masks(input_ids, attention_mask, positions, seed, special_ids, mask_token_id, mask_prob,
-               per_sample=True, step=0, tag=""):
+               per_sample=True, step=0, tag="", word_starts=None):
     """Choose the positions to predict for a micro-batch ([B, L] int64 tensors); `positions` [B] are the
-    examples' places in the global stream. Returns an rtd.MaskedBatch."""
+    examples' places in the global stream. With `word_starts` ([B, L], 1 where a token begins a word) whole words
+    are masked (rtd.mask_whole_words), else single tokens. Returns an rtd.MaskedBatch."""
     length = input_ids.shape[1]
     n = min(rtd.max_predictions(length, mask_prob), length)
     scores = hashed_uniforms(example_keys(seed, "mask", positions, per_sample, step, tag), length)
     keep = hashed_uniforms(example_keys(seed, "keep", positions, per_sample, step, tag), n)
+    if word_starts is not None:
+        return rtd.mask_whole_words(input_ids, attention_mask, word_starts, special_ids, mask_token_id, mask_prob,
+                                    uniforms=(scores, keep))
     return rtd.mask_tokens(input_ids, attention_mask, special_ids, mask_token_id, mask_prob,
                            uniforms=(paddle.to_tensor(scores), paddle.to_tensor(keep)))
 

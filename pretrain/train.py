@@ -65,6 +65,11 @@ def train(cfg: PretrainConfig) -> dict:
     if eval_data is not None and eval_data.index["vocab_sha256"] != data.index["vocab_sha256"]:
         raise ConfigError(f"eval_data {cfg.eval_data} was built with another vocab than data {cfg.data}")
     unigram_id = unigram_token(data.token_counts(), tokenizer.special_token_ids)
+    whole_words = cfg.masking == "whole-word"
+    for dataset, name in ((data, "data"), (eval_data, "eval_data")):
+        if whole_words and dataset is not None and not dataset.word_boundaries:
+            raise ConfigError(f"masking 'whole-word' needs word boundaries, and {name} {dataset.directory} has none: "
+                              f"rebuild it with pretrain/data.py --word-boundaries jieba")
 
     # --- model, optimizer, schedule (the same initial weights on every rank) ------------------------------------------
     paddle.seed(derive_seed(cfg.seed, "init"))
@@ -162,7 +167,8 @@ def train(cfg: PretrainConfig) -> dict:
         if not is_main or eval_data is None:
             return None
         # evaluate()'s default seed: the same examples and draws as `pretrain/evaluate.py` with the same sizes
-        result = evaluate(model, eval_data, unigram_id, cfg.eval_batch_size or micro, cfg.eval_batches, amp=amp)
+        result = evaluate(model, eval_data, unigram_id, cfg.eval_batch_size or micro, cfg.eval_batches, amp=amp,
+                          masking=cfg.masking)
         result["step"] = at_step
         with open(os.path.join(cfg.output_dir, "eval.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(result) + "\n")
@@ -187,10 +193,13 @@ def train(cfg: PretrainConfig) -> dict:
         batches = []
         for m in range(accum):
             positions = step * global_batch + (m * world + rank) * micro + np.arange(micro)
-            tensors = {k: paddle.to_tensor(v) for k, v in data.batch(sampler.indices(positions)).items()}
+            indices = sampler.indices(positions)
+            arrays = data.batch(indices, word_starts=True) if whole_words else data.batch(indices)
+            starts = arrays.pop("word_starts", None)
+            tensors = {k: paddle.to_tensor(v) for k, v in arrays.items()}
             masked = draw_masks(tensors["input_ids"], tensors["attention_mask"], positions, cfg.seed,
                                 model.special_ids, model.mask_token_id, cfg.mask_prob, cfg.per_sample_rng, step,
-                                tag=f"{rank}/{m}")
+                                tag=f"{rank}/{m}", word_starts=starts)
             batches.append((positions, tensors, masked))
         # 2. global counts for the loss normalisation, and a stop request any rank has seen
         timed_out = cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes

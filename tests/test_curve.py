@@ -55,3 +55,37 @@ def test_curve_ci_run_reports_paired_gains_for_both_objectives(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "curve-pretrain-0.2min: reused" in proc.stdout and "curve-finetune-random-init: reused" in proc.stdout
     assert json.loads((workdir / "curve.json").read_text())["points"] == json.loads(before)["points"]
+
+
+def test_variants_at_equal_steps_build_their_own_data_and_compare_paired(tmp_path):
+    """Whole-word masking and the original segment rule as curve variants: each gets its own dataset, every run
+    does the same steps, and each variant is compared with plain ELECTRA on the same fine-tuning seeds."""
+    workdir = tmp_path / "variants"
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base = [sys.executable, "-m", "pretrain.curve", "--ci", "--minutes", "0.05", "--seeds", "2", "--workdir",
+            str(workdir), "--objectives", "electra", "electra-wwm", "electra-original-segments"]
+    proc = subprocess.run(base, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "--equal-steps" in proc.stderr
+    proc = subprocess.run(base + ["--equal-steps"], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((workdir / "curve.json").read_text())
+    assert result["equal_steps"] and result["objectives"] == ["electra", "electra-wwm", "electra-original-segments"]
+    steps = {p["objective"]: p["pretrain_steps"] for p in result["points"]}
+    assert len(set(steps.values())) == 1 and steps["electra"] == round(230 * 0.05)
+    wwm = json.loads((workdir / "data-electra-wwm" / "train" / "index.json").read_text())
+    original = json.loads((workdir / "data-electra-original-segments" / "train" / "index.json").read_text())
+    plain = json.loads((workdir / "data" / "train" / "index.json").read_text())
+    assert wwm["word_boundaries"] == "jieba" and plain["word_boundaries"] is None
+    assert "Chinese-ELECTRA" in original["packing"] and "1ed0852" in plain["packing"]
+    checkpoints = workdir / "curve" / "electra-wwm-0.05min" / "pretrain" / "checkpoints"
+    state = json.loads((sorted(checkpoints.iterdir())[-1] / "trainer_state.json").read_text())
+    assert state["config"]["masking"] == "whole-word"
+    pairs = {(c["objective"], c["row"]): c for c in result["comparisons"]}
+    assert sorted(pairs) == sorted((o, r) for o in ("electra-wwm", "electra-original-segments") for r in result["rows"])
+    for (objective, row), c in pairs.items():
+        ours = json.loads((workdir / "curve" / f"{objective}-0.05min" / "finetune" / row / "metrics.json").read_text())
+        theirs = json.loads((workdir / "curve" / "electra-0.05min" / "finetune" / row / "metrics.json").read_text())
+        metric = next(p["metric"] for p in result["points"] if p["row"] == row)
+        diffs = [a["dev"][metric] - b["dev"][metric] for a, b in zip(ours["runs"], theirs["runs"])]
+        assert c["difference_mean"] == pytest.approx(np.mean(diffs))
+    assert "| electra-wwm | electra | 0.05 |" in (workdir / "curve.md").read_text()

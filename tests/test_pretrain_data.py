@@ -293,3 +293,91 @@ def test_epoch_sampler_permutes_each_epoch_and_seeks():
     fresh = EpochSampler(10, seed=3)  # seeking: any position, no replay of earlier ones
     assert list(fresh.indices(np.arange(15, 25))) == list(sampler.indices(np.arange(15, 25)))
     assert list(EpochSampler(10, seed=4).indices(np.arange(10))) != list(first)
+
+
+class ChineseElectraBuilder:
+    """The pre-fix example builder of Chinese-ELECTRA's build_pretraining_dataset.py, re-written here from its source
+    as independently as possible, to pin `ExamplePacker(segment_logic="original")` byte for byte.
+
+    Differences from that source, none of which changes an example: sentences arrive as token-id lists (the
+    tokenizer is tested elsewhere) instead of text; the random generator is passed in instead of the `random`
+    module; an example is returned as (ids, length of "[CLS] A [SEP]") instead of a tf.train.Example of padded
+    input_ids / input_mask / segment_ids (the segment ids are 0 up to that length, 1 after it)."""
+
+    def __init__(self, max_length, rng):
+        self.rng, self.max_length, self.target_length = rng, max_length, max_length
+        self.current_sentences, self.current_length = [], 0
+
+    def add_line(self, ids):
+        if not ids and self.current_length != 0:  # an empty line separates documents
+            return self.create_example()
+        self.current_sentences.append(ids)
+        self.current_length += len(ids)
+        if self.current_length >= self.target_length:
+            return self.create_example()
+        return None
+
+    def create_example(self):
+        if self.rng.random() < 0.1:
+            first_segment_target_length = 100000
+        else:
+            first_segment_target_length = (self.target_length - 3) // 2
+        first_segment, second_segment = [], []
+        for sentence in self.current_sentences:
+            # the source's test, with its comment that describes the fixed rule
+            if (first_segment or len(first_segment) + len(sentence) < first_segment_target_length
+                    or (second_segment and len(first_segment) < first_segment_target_length
+                        and self.rng.random() < 0.5)):
+                first_segment += sentence
+            else:
+                second_segment += sentence
+        first_segment = first_segment[:self.max_length - 2]
+        second_segment = second_segment[:max(0, self.max_length - len(first_segment) - 3)]
+        self.current_sentences, self.current_length = [], 0
+        if self.rng.random() < 0.05:
+            self.target_length = self.rng.randint(5, self.max_length)
+        else:
+            self.target_length = self.max_length
+        ids = [CLS] + first_segment + [SEP]
+        a_length = len(ids)
+        if second_segment:
+            ids += second_segment + [SEP]
+        return ids, a_length
+
+
+@pytest.mark.parametrize("max_length", [32, 128])
+def test_original_segment_logic_equals_the_chinese_electra_builder(max_length):
+    lengths = random.Random(3)
+    documents = [[sentence(lengths.choice([2, 5, 9, 17, 30, 45, 70]), 10 + 100 * d + s)
+                  for s in range(lengths.randint(1, 12))] for d in range(400)]
+    packer = ExamplePacker(max_length, CLS, SEP, random.Random(11), segment_logic="original")
+    reference = ChineseElectraBuilder(max_length, random.Random(11))
+    ours, theirs = [], []
+    for document in documents:
+        for ids in document:
+            ours.append(packer.add_sentence(ids))
+            theirs.append(reference.add_line(ids))
+        ours.append(packer.end_document())
+        theirs.append(reference.add_line([]))
+    assert ours == theirs
+    examples = [e for e in ours if e]
+    assert len(examples) > 200
+    two_segment = np.mean([a < len(ids) for ids, a in examples])
+    fixed = ExamplePacker(max_length, CLS, SEP, random.Random(11))
+    fixed_examples = [e for d in documents for e in [fixed.add_sentence(ids) for ids in d] + [fixed.end_document()]
+                      if e]
+    fixed_two_segment = np.mean([a < len(ids) for ids, a in fixed_examples])
+    if max_length == 128:  # sentences mostly shorter than the A target: the bug makes B rare
+        assert two_segment < 0.5 * fixed_two_segment, (two_segment, fixed_two_segment)
+    for ids, a_length in examples:  # B, where it exists, holds the leading sentences: they came before A's text
+        if 2 < a_length < len(ids):  # (A can even be empty: "[CLS] [SEP] B [SEP]")
+            assert ids[a_length] < ids[1]
+
+
+def test_segment_logic_option_is_validated_and_recorded(text_dir, tmp_path):
+    root, vocab = text_dir
+    with pytest.raises(ConfigError, match="segment_logic"):
+        BuildOptions(segment_logic="buggy").validate()
+    index = build_dataset([str(root / "a.txt")], tmp_path / "o", vocab=vocab, num_workers=0, progress=False,
+                          options=BuildOptions(max_seq_length=32, segment_logic="original"))
+    assert index["options"]["segment_logic"] == "original" and "Chinese-ELECTRA" in index["packing"]
