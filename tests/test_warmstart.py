@@ -203,3 +203,21 @@ def test_a_converted_tf_checkpoint_warm_starts_a_run(tmp_path):
     assert any(not np.array_equal(before[k], after[k]) for k in before)
     exported = json.loads((tmp_path / "two" / "export" / "discriminator" / "config.json").read_text())
     assert (exported["hidden_size"], exported["embedding_size"]) == (shape["hidden_size"], shape["embedding_size"])
+
+
+def test_resume_of_a_warm_started_run_continues_exactly(source, tmp_path):
+    """Stopped after 2 of 4 steps and resumed: the same per-step losses as the uninterrupted warm start (the
+    checkpoint, not the init folder, is where the resumed run's weights come from)."""
+    from pretrain.train import train
+    common = dict(init_from=str(source["dir"]), dropout=0.0, export=False, save_every=2)
+    train(config(source["data"], tmp_path / "whole", max_steps=4, **common))
+    train(config(source["data"], tmp_path / "split", max_steps=2, **common))
+    train(config(source["data"], tmp_path / "split", max_steps=4, resume="latest", **common))
+
+    def losses(run):
+        return [(r["step"], r["gen_loss"], r["disc_loss"])
+                for r in map(json.loads, (tmp_path / run / "losses.jsonl").read_text().splitlines())]
+
+    whole, split = losses("whole"), losses("split")
+    assert [s for s, _, _ in split] == [1, 2, 3, 4]
+    assert [r[1:] for r in split] == [r[1:] for r in whole]  # bit for bit, as for any resumed run
