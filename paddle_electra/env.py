@@ -3,6 +3,13 @@
 Paddle sets OMP_NUM_THREADS=1 when it is unset (dygraph then uses one core), and the Intel MKL it ships takes a slow
 generic path on AMD CPUs unless MKL_DEBUG_CPU_TYPE=5 (measured here: 2048^2 matmul ~87 -> ~250 GFLOP/s). We set
 both, never overriding a value the user has set; PADDLE_ELECTRA_NO_ENV=1 turns this off.
+
+Paddle 3's strided ("view") kernels are turned off (FLAGS_use_stride_kernel=0): with them a transpose is a view, and
+the reshape after it, plus the backward of both, run Paddle's generic strided copy, which on this CPU made the
+training step 1.30x slower at the demo's shape and 1.50x at the official small shape
+(`python -m bench.profile_step`, bench/results/profile_step*.md). Without them every op sees contiguous tensors, as
+in Paddle 2.5 and earlier; the results are the same numbers. Set through the environment before Paddle is imported,
+and with paddle.set_flags when Paddle came first (`apply_paddle_flags`, called where paddle_electra imports Paddle).
 """
 import os
 import sys
@@ -17,6 +24,23 @@ def _is_amd_cpu() -> bool:
     return "AuthenticAMD" in head
 
 
+PADDLE_FLAGS = {"FLAGS_use_stride_kernel": False}
+
+
+def apply_paddle_flags() -> dict:
+    """PADDLE_FLAGS through paddle.set_flags, for a process that imported Paddle before paddle_electra; a flag the user
+    set in the environment is left alone. Returns what was set."""
+    if os.environ.get("PADDLE_ELECTRA_NO_ENV") == "1":
+        return {}
+    import paddle
+    wanted = {flag: value for flag, value in PADDLE_FLAGS.items() if flag not in os.environ}
+    current = paddle.get_flags(list(wanted)) if wanted else {}
+    changed = {flag: value for flag, value in wanted.items() if current.get(flag) != value}
+    if changed:
+        paddle.set_flags(changed)
+    return changed
+
+
 def configure(num_threads=None) -> dict:
     """Set the thread count and the MKL CPU type; returns what was set. No effect once Paddle is imported."""
     changed = {}
@@ -28,6 +52,9 @@ def configure(num_threads=None) -> dict:
         changed["OMP_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = str(n or 1)
     if "MKL_DEBUG_CPU_TYPE" not in os.environ and _is_amd_cpu():
         changed["MKL_DEBUG_CPU_TYPE"] = os.environ["MKL_DEBUG_CPU_TYPE"] = "5"
+    for flag, value in PADDLE_FLAGS.items():
+        if flag not in os.environ:
+            changed[flag] = os.environ[flag] = "1" if value else "0"
     # quiet, offline defaults for the libraries we drive
     os.environ.setdefault("GLOG_minloglevel", "2")
     return changed

@@ -424,6 +424,7 @@ ATOMIC = {
     ("bench/gpu_pretrain.py", "main", "json.dump"): "json to OUT.tmp, then os.replace",
     ("bench/__main__.py", "main", "write_text"): "fileio.write_text",
     ("bench/demo_step.py", "main", "write_text"): "fileio.write_text",
+    ("bench/profile_step.py", "main", "write_text"): "fileio.write_text",
     ("bench/corpus.py", "corpus_path_plain", "write_text"): "fileio.write_text",
     ("bench/data_builder.py", "corpus_copies", "write_bytes"): "fileio.write_bytes",
 }
