@@ -188,7 +188,12 @@ def test_evaluate_unigram_baseline(pd_data):
 
 # --- learning evidence ----------------------------------------------------------------------------------------------
 
-LEARN_STEPS = 1000
+# 1,500 steps (the minutes 1,000 took before the step speed-ups of commit 6248307). The generator-vs-unigram margin
+# was 4.6 standard errors at 1,000 steps, then 3.95 after the speed-ups changed the float rounding (a fresh clone
+# failed on the old threshold of 4, which had been set from that one 4.6), and 4.4 at 1,500 steps: three
+# numerically different runs of the same computation, mean 4.3, sd 0.33. The threshold is now 3 standard errors
+# (one-sided p < 0.0014 that the generator beats the best context-free guess), ~4 sd under those runs.
+LEARN_STEPS = 1500
 # the pretrained-vs-random-init check: POS tagging, 500 labelled sentences, 30-character pieces (the pretraining length)
 EVIDENCE_TASK, EVIDENCE_METRIC = "peoples-daily-pos", "f1"
 EVIDENCE_FLAGS = ["--max_train_examples", "500", "--max_seq_length", "32", "--num_train_epochs", "6", "--learning_rate",
@@ -211,7 +216,7 @@ def pretrain_run(data, out, *flags):
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory):
     """The demo's corpus (People's Daily without the tagging tasks' dev lines, plus the sentiment task's train-split
-    reviews) and config, 32-token examples: a 1,000-step run (~4 min on 2 idle cores; the 10-minute demo runs ~2,900)
+    reviews) and config, 32-token examples: a 1,500-step run (~4 min on 2 idle cores; the 10-minute demo runs ~5,000)
     and its control, the same run stopped after its first step, whose learning rate is 0 (the official schedule
     starts at 0): the initial weights, evaluated on the same held-out examples with the same masks and samples."""
     from finetune.tasks.peoples_daily_pos import is_dev_line
@@ -265,7 +270,7 @@ def test_tiny_model_learns_on_peoples_daily(learned):
         "gen vs control": margin(trained["gen_accuracy_at_mask"], control["gen_accuracy_at_mask"],
                                  se_t["gen_accuracy_at_mask"], se_c["gen_accuracy_at_mask"])}
     print("margins in standard errors: " + ", ".join(f"{k} {v:.1f}" for k, v in margins.items()))
-    assert margins["auc vs control"] > 6 and margins["gen vs unigram"] > 4 and margins["gen vs control"] > 6
+    assert margins["auc vs control"] > 6 and margins["gen vs unigram"] > 3 and margins["gen vs control"] > 6
     assert trained["gen_loss"] < control["gen_loss"] - 1.0 and trained["disc_loss"] < control["disc_loss"]
 
 
