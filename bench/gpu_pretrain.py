@@ -13,11 +13,20 @@ is optional: without it that row is reported as skipped. torch wheels from PyPI 
 Each implementation runs in its own process (--worker), so the two frameworks never share the GPU. The card's name,
 driver and the versions are printed with the table; results go to bench/results/gpu_latest.json.
 
-Per step: generator + discriminator forward, backward, AdamW (+ global-norm clipping), shared embeddings, the
-official masking (15%, 85% [MASK]). ours: `paddle.amp.auto_cast(dtype="bfloat16")` and the model's own fused
-attention (`F.scaled_dot_product_attention` on GPU); PaddleNLP: the same autocast over `ElectraForTotalPretraining`
-(generator logits over the vocab at every position, as shipped); HF: `torch.autocast(bfloat16)`, eager attention.
-`--device cpu --sizes tiny --steps 2` smoke-tests the script without a GPU.
+Per step, the same work on every side: generator + discriminator forward, backward, AdamW (+ global-norm
+clipping), shared embeddings, on one padded batch (lengths drawn between half and all of --seq-len, the same batch
+and padding mask for all). The masked positions (15% of the real tokens, 85% of them shown as [MASK]) are drawn
+before the timed loop (a cycle of N_MASKS draws), so no side times host-side masking. Generator logits are computed
+at the masked slots only by ours and by HF (backbone, then the LM head on the gathered slots).
+What still differs, by design of each implementation:
+- ours: `paddle.amp.auto_cast(dtype="bfloat16")`, the model's own fused attention on GPU
+  (`F.scaled_dot_product_attention` with the padding mask), replaced tokens sampled by inverse CDF (one uniform
+  per slot);
+- PaddleNLP: the same autocast over `ElectraForTotalPretraining` as shipped: generator logits over the vocabulary
+  at every position (it has no masked-slot path), padding mask derived from the pad id;
+- HF: `torch.autocast(bfloat16)`, eager attention (transformers' Electra has no SDPA path), Gumbel-max sampling
+  (one uniform per vocabulary entry per slot).
+`--device cpu --sizes tiny --steps 2` smoke-tests the script without a GPU (tests/test_gpu_paths.py runs it).
 """
 from __future__ import annotations
 
@@ -42,20 +51,32 @@ def configs(size):
     return tuple({f: getattr(preset(size, role), f) for f in FIELDS} for role in ("discriminator", "generator"))
 
 
+N_MASKS = 4  # mask draws made before timing, used in turn
+
+
 def batch_arrays(batch, seq_len, vocab, seed=0):
+    """ids and attention mask [batch, seq_len]: [CLS] random tokens [SEP], then padding; lengths between half and
+    all of seq_len (real batches are padded; an all-ones mask would skip the masking work of the fused path)."""
     import numpy as np
     rng = np.random.default_rng(seed)
     ids = rng.integers(MASK + 1, vocab, size=(batch, seq_len), dtype=np.int64)
-    ids[:, 0], ids[:, -1] = CLS, SEP
-    return ids
+    lengths = rng.integers(seq_len // 2, seq_len + 1, size=batch)
+    lengths[0] = seq_len  # the longest row sets the padded length
+    mask = (np.arange(seq_len)[None, :] < lengths[:, None]).astype(np.int64)
+    ids[:, 0] = CLS
+    ids[np.arange(batch), lengths - 1] = SEP
+    ids[mask == 0] = PAD
+    return ids, mask
 
 
-def mask_numpy(ids, rng, prob=0.15):
+def mask_numpy(ids, attention_mask, rng, prob=0.15):
+    """(masked ids, chosen [B, L] bool): 15% of each row's real non-special tokens, 85% of them shown as [MASK]."""
     import numpy as np
     masked, chosen = ids.copy(), np.zeros(ids.shape, dtype=bool)
-    count = max(1, int(round(ids.shape[1] * prob)))
     for row in range(ids.shape[0]):
-        picked = rng.choice(np.arange(1, ids.shape[1] - 1), size=count, replace=False)
+        candidates = np.flatnonzero((attention_mask[row] == 1) & ~np.isin(ids[row], SPECIAL))
+        count = max(1, int(round(len(candidates) * prob)))
+        picked = rng.choice(candidates, size=count, replace=False)
         chosen[row, picked] = True
         masked[row, picked[rng.random(count) < 0.85]] = MASK
     return masked, chosen
@@ -67,6 +88,32 @@ def encoder_flops(cfg, seq_len, tokens):
     return 2.0 * per_token * tokens
 
 
+def training_flops_per_token(size, seq_len, mask_prob=0.15):
+    """Matmul FLOPs of one pretraining step per real token, forward + backward (3 x forward): both encoders
+    (projections, FFN, attention scores and context, embedding projection), the generator's head on the masked
+    slots (dense, then the tied vocabulary matrix) and the discriminator's head. Element-wise work is left out."""
+    disc, gen = configs(size)
+    forward = sum(encoder_flops(c, seq_len, 1) for c in (disc, gen))
+    forward += 2 * mask_prob * (gen["hidden_size"] * gen["embedding_size"]
+                                + gen["embedding_size"] * gen["vocab_size"])
+    forward += 2 * (disc["hidden_size"] ** 2 + disc["hidden_size"])
+    return 3 * forward
+
+
+def estimate(sizes, seq_len, peaks, utilisations):
+    """The expected tokens/s per GPU from the FLOP count: peak x utilisation / FLOPs per token (an estimate, not a
+    measurement: the utilisation a run reaches is what bench/gpu_pretrain.py measures)."""
+    print(f"Estimated pretraining throughput per GPU at seq {seq_len} (matmul FLOPs only; MFU = model FLOPs "
+          f"utilisation; an estimate until measured)\n")
+    head = " | ".join(f"{name} {peak:g} TFLOP/s, MFU {u:.0%}" for name, peak in peaks for u in utilisations)
+    print(f"| size | GFLOP per token (fwd + bwd) | {head} |")
+    print("|---|---|" + "---|" * (len(peaks) * len(utilisations)))
+    for size in sizes:
+        flops = training_flops_per_token(size, seq_len)
+        cells = " | ".join(f"{peak * 1e12 * u / flops:,.0f}" for _, peak in peaks for u in utilisations)
+        print(f"| {size} | {flops / 1e9:.3f} | {cells} |")
+
+
 # ---- one implementation per process ------------------------------------------------------------------------------
 def run_paddle(spec, impl):
     import numpy as np
@@ -74,20 +121,24 @@ def run_paddle(spec, impl):
     paddle.set_device(spec["device"])
     paddle.seed(0)
     disc, gen = configs(spec["size"])
-    ids = batch_arrays(spec["batch"], spec["seq_len"], disc["vocab_size"])
+    ids, attention_mask = batch_arrays(spec["batch"], spec["seq_len"], disc["vocab_size"])
     amp = spec["amp"] == "bf16"
+    turn = iter(range(10 ** 9))
     if impl == "ours":
+        from paddle_electra import rtd
         from paddle_electra.config import ElectraConfig
         from paddle_electra.optim import build_optimizer, linear_warmup_decay
         from paddle_electra.pretraining import ElectraForPretraining
         model = ElectraForPretraining(ElectraConfig(**disc), ElectraConfig(**gen), SPECIAL, MASK)
         schedule = linear_warmup_decay(5e-4, 10, 10000)
         optimizer = build_optimizer(model, schedule)
-        ids_t = paddle.to_tensor(ids)
-        types, mask = paddle.zeros_like(ids_t), paddle.ones_like(ids_t)
+        ids_t, mask = paddle.to_tensor(ids), paddle.to_tensor(attention_mask)
+        types = paddle.zeros_like(ids_t)
+        draws = [rtd.mask_tokens(ids_t, mask, model.special_ids, model.mask_token_id, model.mask_prob)
+                 for _ in range(N_MASKS)]
 
         def forward():
-            return model(ids_t, types, mask).loss
+            return model(ids_t, types, mask, masked=draws[next(turn) % N_MASKS]).loss
     else:
         from paddlenlp.transformers import ElectraConfig, ElectraForTotalPretraining, ElectraGenerator
         from paddlenlp.transformers.electra.modeling import ElectraPretrainingCriterion
@@ -102,12 +153,15 @@ def run_paddle(spec, impl):
                                            weight_decay=0.01, grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0))
         rng = np.random.default_rng(1)
         raw = paddle.to_tensor(ids)
+        draws = []
+        for _ in range(N_MASKS):
+            masked, chosen = mask_numpy(ids, attention_mask, rng)
+            draws.append((paddle.to_tensor(masked), paddle.to_tensor(np.where(chosen, ids, -100))))
 
         def forward():
-            masked, chosen = mask_numpy(ids, rng)
-            labels = paddle.to_tensor(np.where(chosen, ids, -100))
+            masked, labels = draws[next(turn) % N_MASKS]
             gen_logits, disc_logits, disc_labels, attention = model(
-                input_ids=paddle.to_tensor(masked), raw_input_ids=raw, generator_labels=labels)
+                input_ids=masked, raw_input_ids=raw, generator_labels=labels)
             return criterion(gen_logits, disc_logits, labels, disc_labels, attention)
     model.train()
 
@@ -145,25 +199,29 @@ def run_torch(spec):
     d.train(), g.train()
     params = list({id(p): p for m in (d, g) for p in m.parameters()}.values())
     optimizer = torch.optim.AdamW(params, lr=5e-4, eps=1e-6, weight_decay=0.01)
-    ids_np = batch_arrays(spec["batch"], spec["seq_len"], disc["vocab_size"])
-    ids = torch.from_numpy(ids_np).to(device)
-    mask = torch.ones_like(ids)
+    ids_np, mask_np = batch_arrays(spec["batch"], spec["seq_len"], disc["vocab_size"])
+    ids, mask = torch.from_numpy(ids_np).to(device), torch.from_numpy(mask_np).to(device)
     rng = np.random.default_rng(1)
+    draws = []
+    for _ in range(N_MASKS):
+        masked, chosen = mask_numpy(ids_np, mask_np, rng)
+        draws.append((torch.from_numpy(masked).to(device), torch.from_numpy(chosen).to(device)))
+    turn = iter(range(10 ** 9))
     amp = spec["amp"] == "bf16"
 
     def step():
-        masked, chosen = mask_numpy(ids_np, rng)
-        chosen_t = torch.from_numpy(chosen).to(device)
+        masked, chosen_t = draws[next(turn) % N_MASKS]
         with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
-            out = g(input_ids=torch.from_numpy(masked).to(device), attention_mask=mask,
-                    labels=torch.where(chosen_t, ids, torch.full_like(ids, -100)))
+            # generator logits at the masked slots only, as ours: backbone, then the LM head on the gathered slots
+            hidden = g.electra(input_ids=masked, attention_mask=mask).last_hidden_state
+            logits = g.generator_lm_head(g.generator_predictions(hidden[chosen_t])).float()
+            gen_loss = torch.nn.functional.cross_entropy(logits, ids[chosen_t])
             with torch.no_grad():
-                logits = out.logits[chosen_t].float()
                 noise = -torch.log(-torch.log(torch.rand_like(logits) + 1e-9) + 1e-9)
                 fake = ids.clone()
                 fake[chosen_t] = torch.argmax(logits + noise, -1)
             disc_out = d(input_ids=fake, attention_mask=mask, labels=(fake != ids).long())
-            loss = out.loss + 50.0 * disc_out.loss
+            loss = gen_loss + 50.0 * disc_out.loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -193,8 +251,9 @@ def worker(spec):
     if final != final:
         raise RuntimeError("loss is NaN")
     disc, gen = configs(spec["size"])
-    tokens = spec["batch"] * spec["seq_len"]
-    flops = 3 * sum(encoder_flops(c, spec["seq_len"], tokens) for c in (disc, gen))
+    # tokens/s counts real (non-padding) tokens; the matmul FLOPs run over every padded position
+    tokens = int(batch_arrays(spec["batch"], spec["seq_len"], disc["vocab_size"])[1].sum())
+    flops = 3 * sum(encoder_flops(c, spec["seq_len"], spec["batch"] * spec["seq_len"]) for c in (disc, gen))
     return {**info, "step_s": elapsed, "tokens_per_s": tokens / elapsed, "encoder_tflops": flops / elapsed / 1e12,
             "peak_mem_mib": memory(), "loss": final}
 
@@ -210,7 +269,13 @@ def main():
     parser.add_argument("--amp", choices=("bf16", "fp32"), default="bf16")
     parser.add_argument("--impls", default="ours,paddlenlp,hf")
     parser.add_argument("--device", default="gpu", help="gpu (default) or cpu for a smoke test")
+    parser.add_argument("--estimate", action="store_true",
+                        help="print the tokens/s per GPU expected from the FLOP count (dense bf16 peaks of the A100 "
+                             "and H100 SXM, MFU 20-40%%) and exit; no GPU needed")
     args = parser.parse_args()
+    if args.estimate:
+        estimate(args.sizes.split(","), args.seq_len, (("A100", 312.0), ("H100", 989.0)), (0.2, 0.4))
+        return 0
     if args.worker:
         print(TAG + json.dumps(worker(json.loads(args.worker))), flush=True)
         return 0

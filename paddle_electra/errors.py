@@ -33,6 +33,10 @@ class DataError(ElectraError, ValueError):
         self.path, self.line, self.field = path, line, field
 
 
+class PeerLostError(ElectraError):
+    """Another rank of a distributed run (a process or a whole node) stopped, or stopped answering."""
+
+
 def command(main):
     """Decorator for every command's main(): a project error (or an OSError: disk full, permissions) ends it with one
     line `error: ...` on stderr, naming the file, and exit status 2; None means 0. Other exceptions are bugs and keep

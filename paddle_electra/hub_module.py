@@ -363,13 +363,18 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
             if not paddle.is_compiled_with_cuda() or paddle.device.cuda.device_count() == 0:
                 raise ElectraError("use_gpu=True, but this Paddle build has no CUDA GPU (install paddlepaddle-gpu "
                                    "and check CUDA_VISIBLE_DEVICES), or pass use_gpu=False")
-            paddle.set_device("gpu")
-            place = paddle.CUDAPlace(0)
+            # the GPU the user selected (paddle.set_device("gpu:1"), FLAGS_selected_gpus under the launcher);
+            # "gpu" alone when the current device is the CPU
+            device = paddle.device.get_device()
+            if not device.startswith("gpu"):
+                paddle.set_device("gpu")
+                device = paddle.device.get_device()
+            place = paddle.CUDAPlace(int(device.partition(":")[2] or 0))
         else:
-            place = paddle.CPUPlace()
+            device, place = "cpu", paddle.CPUPlace()
         first = next(iter(self.parameters()), None)
-        if first is not None and first.place.is_gpu_place() != bool(use_gpu):
-            self.to(device="gpu" if use_gpu else "cpu")
+        if first is not None and str(first.place) != str(place):  # "Place(gpu:1)", "Place(cpu)"
+            self.to(device=device)
         return place
 
     def _weights_key(self):

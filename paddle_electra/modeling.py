@@ -52,6 +52,20 @@ def on_gpu(x) -> bool:
     return paddle.device.get_device().startswith("gpu")
 
 
+def use_fused_attention(x) -> bool:
+    """Whether attention runs F.scaled_dot_product_attention (the GPU's flash / memory-efficient kernels)."""
+    return on_gpu(x)
+
+
+def fused_attention_mask(additive_mask, query_length: int, dtype):
+    """The [B, 1, 1, L] key mask as the [B, 1, Lq, L] tensor Paddle's fused kernels read (Paddle 3.3.1): the flash
+    kernel takes a 4-D mask unchecked and steps its rows by the key length, so a query dimension of 1 makes query
+    row i read another example's mask (or past the buffer); the memory-efficient kernel rejects it ("The 2nd last
+    dim of attn_bias should be equal to the sequence length of query"). `tile` copies, so the kernel gets dense
+    memory whatever FLAGS_use_stride_kernel says (an `expand` view has stride 0)."""
+    return paddle.tile(additive_mask.astype(dtype), [1, 1, query_length, 1])
+
+
 def layer_norm(size: int, eps: float) -> nn.LayerNorm:
     return nn.LayerNorm(size, epsilon=eps)
 
@@ -103,10 +117,10 @@ class ElectraSelfAttention(nn.Layer):
         b, l, h = x.shape
         qkv = self.qkv(x).reshape([b, l, 3, self.num_heads, self.head_size])
         probs = None
-        if on_gpu(x) and not return_probs:
+        if use_fused_attention(x) and not return_probs:
             # fused kernel on GPU (flash / memory-efficient attention); layout [B, L, heads, head_size]
             q, k, v = qkv.unbind(axis=2)
-            mask = None if additive_mask is None else additive_mask.astype(q.dtype)
+            mask = None if additive_mask is None else fused_attention_mask(additive_mask, l, q.dtype)
             context = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0,
                 training=self.training)

@@ -131,13 +131,26 @@ def load_checkpoint(path: str, model, optimizer=None, scheduler=None, scaler=Non
     if scheduler is not None:
         scheduler.set_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
+        scaler.load_state_dict(_scaler_from_json(state["scaler"]))
     return state
 
 
 def _scaler_state(scaler):
+    """GradScaler.state_dict() as JSON: `scale` is a 1-element array there, and load_state_dict reads
+    `state["scale"][0]`, so it stays a 1-element list (a bare float made fp16 resumes crash)."""
     if scaler is None:
         return None
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in scaler.state_dict().items()}
+    return {k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) or hasattr(v, "numpy")
+                else v.item() if hasattr(v, "item") else v)
+            for k, v in scaler.state_dict().items()}
+
+
+def _scaler_from_json(state: dict) -> dict:
+    """The saved scaler state in the shape GradScaler.load_state_dict indexes; checkpoints written before the fix
+    hold `scale` as a bare float."""
+    state = dict(state)
+    if "scale" in state:
+        state["scale"] = np.atleast_1d(np.asarray(state["scale"], dtype=np.float32))
+    return state
 
 

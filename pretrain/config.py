@@ -84,6 +84,9 @@ class PretrainConfig:
     # run control
     max_steps: Optional[int] = None  # stop after this many optimizer steps (default: num_train_steps)
     max_minutes: Optional[float] = None  # stop (checkpoint, export) after this much wall time
+    # distributed runs: a rank that hears nothing from the others for this long stops the job with one line
+    # (None: 25 s on CPU, under gloo's fixed 30-s receive timeout; 600 s on GPU; 0 turns the watchdog off)
+    peer_timeout_s: Optional[float] = None
     eval_every: int = 0  # steps; 0 = only at the end (when eval_data is set)
     eval_batches: int = 50
     eval_batch_size: Optional[int] = None  # default: the per-rank micro-batch size
@@ -141,6 +144,8 @@ class PretrainConfig:
                               f"weights), got {cfg.max_steps}")
         if cfg.max_minutes is not None and cfg.max_minutes <= 0:
             raise ConfigError(f"field 'max_minutes' must be positive, got {cfg.max_minutes}")
+        if cfg.peer_timeout_s is not None and cfg.peer_timeout_s < 0:
+            raise ConfigError(f"field 'peer_timeout_s' must be >= 0, got {cfg.peer_timeout_s}")
         if not 0.0 < cfg.mask_prob < 1.0:
             raise ConfigError(f"field 'mask_prob' must be in (0, 1), got {cfg.mask_prob}")
         if cfg.masking not in ("token", "whole-word"):

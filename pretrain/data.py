@@ -538,6 +538,95 @@ def build_dataset(inputs: List[str], output_dir: str, vocab: Optional[str] = Non
     return index
 
 
+# the build options that must agree for datasets to be read as one (the seed and the inputs may differ)
+MERGE_MUST_AGREE = ("format", "max_seq_length", "dtype", "vocab_size", "vocab_sha256", "special_ids", "packing",
+                    "word_boundaries")
+MERGE_OPTIONS = ("short_seq_prob", "single_segment_prob", "do_lower_case", "segment_logic")
+
+
+def merge_datasets(parts: List[str], output_dir: str, overwrite: bool = False) -> dict:
+    """Write OUTPUT/index.json that reads the built datasets `parts` as one, in the given order, without copying a
+    shard: how a corpus too big for one machine is built (each machine builds its part of the text files with the
+    same vocab, into one shared folder), then trained on with `--data OUTPUT`. The shards are referenced by paths
+    relative to OUTPUT (OUTPUT and the parts are siblings: move them together). Every part's manifest is verified
+    first; the parts must agree on MERGE_MUST_AGREE and MERGE_OPTIONS."""
+    import shutil
+    from paddle_electra.fileio import verify_manifest
+    if len(parts) < 2:
+        raise ConfigError(f"--merge needs at least 2 datasets, got {len(parts)}")
+    output_dir = os.path.abspath(output_dir)
+    for part in parts:
+        inside = os.path.commonpath([output_dir, os.path.abspath(part)]) == output_dir
+        if inside:  # replacing OUTPUT would delete it
+            raise ConfigError(f"--merge: {part} is inside --output {output_dir}; build the parts beside it")
+    indexes = []
+    for part in parts:
+        dataset = PretrainingDataset(part)  # checks format and shard sizes
+        verify_manifest(part, error=DataError)
+        indexes.append(dataset.index)
+    first = indexes[0]
+    for part, index in zip(parts[1:], indexes[1:]):
+        for key in MERGE_MUST_AGREE:
+            if index.get(key) != first.get(key):
+                raise DataError(f"differs from {parts[0]} ({index.get(key)!r} vs {first.get(key)!r}): every part "
+                                f"must be built with the same vocab and packing options", path=part, field=key)
+        for key in MERGE_OPTIONS:
+            if index["options"].get(key) != first["options"].get(key):
+                raise DataError(f"differs from {parts[0]} ({index['options'].get(key)!r} vs "
+                                f"{first['options'].get(key)!r})", path=part, field=f"options.{key}")
+    seeds = [index["options"]["seed"] for index in indexes]
+    if len(set(seeds)) < len(seeds):
+        print(f"note: parts share a packing seed ({seeds}); pass --seed BASE+i when building part i so that "
+              f"their short-example and segment draws differ", file=sys.stderr)
+    shards, counts = [], None
+    for part, index in zip(parts, indexes):
+        rel = os.path.relpath(os.path.abspath(part), output_dir)
+        for shard in index["shards"]:
+            shards.append({**shard, **{key: os.path.join(rel, shard[key]) for key in ("tokens", "examples", "words")
+                                       if key in shard}})
+        part_counts = np.load(os.path.join(part, "token_counts.npy"), allow_pickle=False)
+        counts = part_counts if counts is None else counts + part_counts
+    num_examples = sum(index["num_examples"] for index in indexes)
+    num_tokens = sum(index["num_tokens"] for index in indexes)
+
+    def weighted(stat, by):
+        values = [(index["stats"].get(stat), index[by]) for index in indexes]
+        if any(v is None for v, _ in values):
+            return None
+        return sum(v * w for v, w in values) / sum(w for _, w in values)
+
+    bad = collections.Counter()
+    for index in indexes:
+        bad.update(index["bad_input"]["counts"])
+    merged = {
+        **{key: first[key] for key in MERGE_MUST_AGREE},
+        "options": {**first["options"], "seed": seeds},
+        "inputs": [entry for index in indexes for entry in index["inputs"]],
+        "parts": [{"path": os.path.relpath(os.path.abspath(part), output_dir), "num_examples": index["num_examples"],
+                   "manifest_sha256": sha256_file(os.path.join(part, "manifest.json"))}
+                  for part, index in zip(parts, indexes)],
+        "num_examples": num_examples,
+        "num_tokens": num_tokens,
+        "stats": {"mean_length": num_tokens / num_examples,
+                  "full_length_fraction": weighted("full_length_fraction", "num_examples"),
+                  "two_segment_fraction": weighted("two_segment_fraction", "num_examples"),
+                  "tokens_per_word": weighted("tokens_per_word", "num_tokens")},
+        "bad_input": {"policy": first["bad_input"]["policy"], "counts": dict(bad),
+                      "first": [loc for index in indexes for loc in index["bad_input"]["first"]][:100]},
+        "shards": shards,
+    }
+    if os.path.exists(output_dir) and os.listdir(output_dir) and not overwrite:
+        raise ConfigError(f"--output: {output_dir} exists and is not empty; pass --overwrite to replace it")
+    with atomic_folder(output_dir) as tmp:
+        np.save(os.path.join(tmp, "token_counts.npy"), counts)
+        for name in ("vocab.txt", "tokenizer_config.json"):
+            if os.path.isfile(os.path.join(parts[0], name)):
+                shutil.copyfile(os.path.join(parts[0], name), os.path.join(tmp, name))
+        write_json(os.path.join(tmp, INDEX_NAME), merged)
+        write_manifest(tmp, format=FORMAT)
+    return merged
+
+
 def _progress(bar, nbytes, writer, started):
     bar.update(nbytes)
     tokens = sum(s["num_tokens"] for s in writer.shards)
@@ -692,9 +781,13 @@ def check_build_args(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Build a packed ELECTRA pretraining dataset from text files.",
                                      epilog=__doc__.split("\n\n")[1])
-    parser.add_argument("--input", nargs="+", required=True, help="text files and/or directories")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", help="text files and/or directories")
+    source.add_argument("--merge", nargs="+", metavar="DATASET",
+                        help="instead of building: read these built datasets (same vocab and options) as one "
+                             "dataset at --output, shards left in place (parallel builds on several machines)")
     parser.add_argument("--output", required=True, help="dataset directory to create")
-    vocab = parser.add_mutually_exclusive_group(required=True)
+    vocab = parser.add_mutually_exclusive_group()
     vocab.add_argument("--vocab", help="vocab.txt to tokenize with")
     vocab.add_argument("--build-vocab", type=int, metavar="SIZE", help="build a WordPiece vocab of SIZE from the inputs")
     parser.add_argument("--min-frequency", type=int, default=2, help="with --build-vocab")
@@ -717,6 +810,13 @@ def main(argv=None):
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    if args.merge:
+        merged = merge_datasets(args.merge, args.output, overwrite=args.overwrite)
+        print(f"{merged['num_examples']} examples, {merged['num_tokens']} tokens in {len(merged['shards'])} shards of "
+              f"{len(args.merge)} datasets -> {args.output}")
+        return 0
+    if not (args.vocab or args.build_vocab):
+        raise ConfigError("one of --vocab or --build-vocab is required to build a dataset")
     options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
                            single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
                            on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,

@@ -1,15 +1,20 @@
 """Process-level plumbing of a pretraining run: device precision, fleet set-up and all-reduce, stop signals, logs."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sys
+import threading
+import time
 
 import numpy as np
 
 import paddle_electra  # noqa: F401  (CPU environment before paddle)
 import paddle
 
+from paddle_electra.errors import EXIT_ERROR, PeerLostError
 from pretrain.evaluate import format_result
 
 
@@ -38,6 +43,86 @@ def all_reduce_sum(values, world_size):
     tensor = paddle.to_tensor(values)
     paddle.distributed.all_reduce(tensor)
     return tensor.numpy()
+
+
+# gloo (CPU) gives up on a receive after a fixed 30 s and aborts the process from C++ with a stack dump; the
+# watchdog answers first with one clear line. NCCL's own timeout is 30 minutes (PADDLE_PG_TIMEOUT).
+PEER_TIMEOUT_S = {"gloo": 25.0, "nccl": 600.0}
+# what a collective raises when the other end went away (gloo: "Connection closed by peer", "TIMEOUT"; NCCL)
+PEER_ERROR_WORDS = ("gloo", "nccl", "connection", "timeout", "socket", "peer")
+
+
+class PeerWatchdog:
+    """Ends a distributed run within a bounded time when another rank dies or hangs, with one line naming what this
+    rank was waiting for and how to resume, instead of a hang or a C++ abort.
+
+    The training loop calls `beat()` at every step; rank-local work that may take long (evaluation, writing a
+    checkpoint, export) runs inside `paused()`. A daemon thread ends the process (exit status 2, the commands'
+    error status) when no beat came for `timeout_s` seconds outside a pause; a collective that fails outright (the
+    other end closed its connection: a killed process) is turned into PeerLostError by `guard()`."""
+
+    def __init__(self, rank: int, world: int, timeout_s: float, resume_hint: str):
+        self.rank, self.world, self.timeout_s, self.resume_hint = rank, world, timeout_s, resume_hint
+        self.step = 0
+        self._last = time.monotonic()
+        self._paused = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = None
+        if world > 1 and timeout_s > 0:
+            self._thread = threading.Thread(target=self._watch, name="peer-watchdog", daemon=True)
+            self._thread.start()
+
+    def message(self, what: str) -> str:
+        return (f"rank {self.rank} of {self.world}: {what} at step {self.step}: another process or node of this "
+                f"run stopped or stopped answering; the job stops here. {self.resume_hint}")
+
+    def beat(self, step: int):
+        with self._lock:
+            self.step, self._last = step, time.monotonic()
+
+    @contextlib.contextmanager
+    def paused(self):
+        with self._lock:
+            self._paused += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._paused -= 1
+                self._last = time.monotonic()
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Collective errors inside become PeerLostError (other RuntimeErrors pass through unchanged)."""
+        try:
+            yield
+        except RuntimeError as err:
+            text = str(err).lower()
+            if self.world > 1 and any(word in text for word in PEER_ERROR_WORDS):
+                first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+                raise PeerLostError(self.message(f"a collective call failed ({first[:160]})")) from None
+            raise
+
+    def stop(self):
+        self._stopped.set()
+
+    def _watch(self):
+        while not self._stopped.wait(0.5):
+            with self._lock:
+                idle = time.monotonic() - self._last
+                late = self._paused == 0 and idle > self.timeout_s
+            if late:
+                print("error: " + self.message(f"no answer from the other ranks for {idle:.0f} s "
+                                               f"(peer timeout {self.timeout_s:g} s)"), file=sys.stderr, flush=True)
+                os._exit(EXIT_ERROR)
+
+
+def peer_timeout(configured) -> float:
+    """Seconds a rank waits for the others (config `peer_timeout_s`; None: by backend, see PEER_TIMEOUT_S)."""
+    if configured is not None:
+        return float(configured)
+    return PEER_TIMEOUT_S["nccl" if paddle.device.get_device().startswith("gpu") else "gloo"]
 
 
 class DictOutput(paddle.nn.Layer):

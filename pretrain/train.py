@@ -36,8 +36,8 @@ from pretrain import warmstart
 from pretrain.export import export_model
 from pretrain.rng import (capture_rng_state, derive_seed, draw_masks, draw_sample_uniforms, restore_rng_state,
                          seed_dropout)
-from pretrain.runtime import (DictOutput, StopFlag, all_reduce_sum, format_summary, init_distributed, read_jsonl,
-                              resolve_amp)
+from pretrain.runtime import (DictOutput, PeerWatchdog, StopFlag, all_reduce_sum, format_summary, init_distributed,
+                              peer_timeout, read_jsonl, resolve_amp)
 
 METRICS = ("gen_sum", "disc_sum", "gen_correct", "disc_correct", "true_pos", "pred_pos", "actual_pos")
 
@@ -119,6 +119,20 @@ def train(cfg: PretrainConfig) -> dict:
             write_json(os.path.join(cfg.output_dir, warmstart.REPORT_NAME), report)
             for line in warmstart.summary_lines(report):
                 say(line)
+    # a dead or hung rank ends the run within peer_timeout_s with one line on the others (not a hang)
+    watchdog = PeerWatchdog(rank, world, peer_timeout(cfg.peer_timeout_s),
+                            f"Start every node again with --resume: it continues from the newest checkpoint in "
+                            f"{ckpt_root}.")
+    watchdog.beat(step)
+    if world > 1:
+        # every rank must continue from the same checkpoint: rank 0 writes them, so OUTPUT must be one folder that
+        # every node sees (a shared filesystem); a node with its own empty copy would silently start from step 0
+        with watchdog.guard():
+            starts = all_reduce_sum(np.eye(world)[rank] * step, world)
+        if len(set(starts.tolist())) > 1:
+            seen = ", ".join(f"rank {r}: {int(at)}" for r, at in enumerate(starts))
+            raise ConfigError(f"the ranks would resume from different steps ({seen}): --output-dir {cfg.output_dir} "
+                              f"must be one folder that every node shares, where rank 0 writes the checkpoints")
     max_steps = min(cfg.num_train_steps if cfg.max_steps is None else cfg.max_steps, cfg.num_train_steps)
     ddp, optimizer_inner = model, optimizer  # checkpoints save the unwrapped objects
     if world > 1:
@@ -157,8 +171,9 @@ def train(cfg: PretrainConfig) -> dict:
                 "data": {"dir": cfg.data, "vocab_sha256": data.index["vocab_sha256"], "global_batch": global_batch,
                          "next_position": at_step * global_batch, "num_examples": len(data)},
                 "metrics": metrics, "paddle_version": paddle.__version__}
-            path = save_checkpoint(ckpt_root, at_step, model, optimizer_inner, schedule, trainer_state, tokenizer,
-                                   scaler, keep=cfg.keep_checkpoints)
+            with watchdog.paused():
+                path = save_checkpoint(ckpt_root, at_step, model, optimizer_inner, schedule, trainer_state,
+                                       tokenizer, scaler, keep=cfg.keep_checkpoints)
             say(f"checkpoint {path}")
         if world > 1:
             paddle.distributed.barrier()
@@ -167,8 +182,9 @@ def train(cfg: PretrainConfig) -> dict:
         if not is_main or eval_data is None:
             return None
         # evaluate()'s default seed: the same examples and draws as `pretrain/evaluate.py` with the same sizes
-        result = evaluate(model, eval_data, unigram_id, cfg.eval_batch_size or micro, cfg.eval_batches, amp=amp,
-                          masking=cfg.masking)
+        with watchdog.paused():
+            result = evaluate(model, eval_data, unigram_id, cfg.eval_batch_size or micro, cfg.eval_batches, amp=amp,
+                              masking=cfg.masking)
         result["step"] = at_step
         with open(os.path.join(cfg.output_dir, "eval.jsonl"), "a", encoding="utf-8") as f:
             f.write(json.dumps(result) + "\n")
@@ -187,101 +203,97 @@ def train(cfg: PretrainConfig) -> dict:
     model.train()
 
     # --- the loop -----------------------------------------------------------------------------------------------------
-    while step < max_steps:
-        step_started = time.time()
-        # 1. this rank's micro-batches of global batch `step`, and their masks (keyed by position in the stream)
-        batches = []
-        for m in range(accum):
-            positions = step * global_batch + (m * world + rank) * micro + np.arange(micro)
-            indices = sampler.indices(positions)
-            arrays = data.batch(indices, word_starts=True) if whole_words else data.batch(indices)
-            starts = arrays.pop("word_starts", None)
-            tensors = {k: paddle.to_tensor(v) for k, v in arrays.items()}
-            masked = draw_masks(tensors["input_ids"], tensors["attention_mask"], positions, cfg.seed,
-                                model.special_ids, model.mask_token_id, cfg.mask_prob, cfg.per_sample_rng, step,
-                                tag=f"{rank}/{m}", word_starts=starts)
-            batches.append((positions, tensors, masked))
-        # 2. global counts for the loss normalisation, and a stop request any rank has seen
-        timed_out = cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes
-        local = [sum(float(b[2].weights.sum()) for b in batches),
-                 sum(float(b[1]["attention_mask"].sum()) for b in batches),
-                 float(stop.reason is not None or timed_out)]
-        total_slots, total_real, stop_requested = all_reduce_sum(local, world)
-        # 3. forward + backward per micro-batch; gradients sync across ranks on the last one only
-        sums = np.zeros(len(METRICS))
-        for m, (positions, tensors, masked) in enumerate(batches):
-            uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], cfg.seed, cfg.per_sample_rng,
-                                            step, tag=f"{rank}/{m}")
-            seed_dropout(cfg.seed, step, rank, m)
-            sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
-            with sync:
-                with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
-                    out = ddp(tensors["input_ids"], tensors["token_type_ids"], tensors["attention_mask"],
-                              masked=masked, sample_uniforms=uniforms)
-                if isinstance(out, dict):
-                    out = PretrainOutput(**out)
-                # DataParallel averages gradients over ranks: x world makes it the global-batch gradient
-                loss = (cfg.gen_weight * out.gen_loss_sum / (total_slots + 1e-6)
-                        + cfg.disc_weight * out.disc_loss_sum / (total_real + 1e-6)) * world
-                (scaler.scale(loss) if scaler is not None else loss).backward()
-            sums += _batch_sums(out, tensors["attention_mask"])
-        # 4. clip (inside the optimizer) + step; the LR used is the schedule's value before it advances
-        if scaler is not None:
-            scaler.unscale_(optimizer_inner)
-        grad_norm = global_grad_norm(params)
-        lr = schedule.get_lr()
-        if scaler is not None:
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            optimizer.step()
-        optimizer.clear_grad()
-        schedule.step()
-        step += 1
-        # 5. global metrics of this step
-        s = dict(zip(METRICS, all_reduce_sum(sums, world)))
-        gen_loss, disc_loss = s["gen_sum"] / (total_slots + 1e-6), s["disc_sum"] / (total_real + 1e-6)
-        last = {"step": step, "loss": cfg.gen_weight * gen_loss + cfg.disc_weight * disc_loss, "gen_loss": gen_loss,
-                "disc_loss": disc_loss, "gen_acc": s["gen_correct"] / (total_slots + 1e-6),
-                "disc_acc": s["disc_correct"] / (total_real + 1e-6),
-                "disc_precision": s["true_pos"] / (s["pred_pos"] + 1e-6),
-                "disc_recall": s["true_pos"] / (s["actual_pos"] + 1e-6), "lr": lr, "grad_norm": grad_norm,
-                "tokens": total_real}
-        window["tokens"] += total_real
-        run_tokens += total_real
-        loop_seconds += time.time() - step_started
-        if is_main:
-            losses_file.write(json.dumps(last) + "\n")
-            losses_file.flush()
-            if step % cfg.log_every == 0 or step == max_steps:
-                now = time.time()
-                last["tokens_per_s"] = window["tokens"] / max(now - window["time"], 1e-9)
-                window.update(tokens=0.0, time=now)
-                if writer is not None:
-                    for key in ("loss", "gen_loss", "gen_acc", "disc_loss", "disc_acc", "disc_precision",
-                                "disc_recall", "lr", "grad_norm", "tokens_per_s"):
-                        writer.add_scalar(f"train/{key}", last[key], step)
-                postfix = dict(loss=f"{last['loss']:.3f}", gen_acc=f"{last['gen_acc']:.3f}",
-                               disc_acc=f"{last['disc_acc']:.3f}", tok_s=f"{last['tokens_per_s']:.0f}")
-                if cfg.max_minutes is not None:  # the bar's ETA is for max_steps; this is the time limit's
-                    postfix["min_left"] = f"{cfg.max_minutes - (now - started) / 60:.1f}"
-                bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-        # 6. evaluation and checkpoints on schedule; a stop request ends the run after this step
-        if cfg.eval_every and step % cfg.eval_every == 0 and step < max_steps:
-            eval_result = run_eval(step) or eval_result
-        if cfg.save_every and step % cfg.save_every == 0:
-            checkpoint(step, last)
-            saved_step = step
-        if stop_requested:
-            stop_reason = stop.reason or ("time limit" if timed_out else "stop requested by another rank")
-            say(f"\nstopping after step {step}: {stop_reason}")
-            break
+    with watchdog.guard():  # a collective that fails (a killed peer) ends the run with one line
+        while step < max_steps:
+            watchdog.beat(step)
+            step_started = time.time()
+            # 1. this rank's micro-batches of global batch `step`, and their masks (keyed by position in the stream)
+            batches = []
+            for m in range(accum):
+                positions = step * global_batch + (m * world + rank) * micro + np.arange(micro)
+                indices = sampler.indices(positions)
+                arrays = data.batch(indices, word_starts=True) if whole_words else data.batch(indices)
+                starts = arrays.pop("word_starts", None)
+                tensors = {k: paddle.to_tensor(v) for k, v in arrays.items()}
+                masked = draw_masks(tensors["input_ids"], tensors["attention_mask"], positions, cfg.seed,
+                                    model.special_ids, model.mask_token_id, cfg.mask_prob, cfg.per_sample_rng, step,
+                                    tag=f"{rank}/{m}", word_starts=starts)
+                batches.append((positions, tensors, masked))
+            # 2. global counts for the loss normalisation, and a stop request any rank has seen
+            timed_out = cfg.max_minutes is not None and time.time() - started > 60 * cfg.max_minutes
+            local = [sum(float(b[2].weights.sum()) for b in batches),
+                     sum(float(b[1]["attention_mask"].sum()) for b in batches),
+                     float(stop.reason is not None or timed_out)]
+            total_slots, total_real, stop_requested = all_reduce_sum(local, world)
+            # 3. forward + backward per micro-batch; gradients sync across ranks on the last one only
+            sums = np.zeros(len(METRICS))
+            for m, (positions, tensors, masked) in enumerate(batches):
+                uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], cfg.seed, cfg.per_sample_rng,
+                                                step, tag=f"{rank}/{m}")
+                seed_dropout(cfg.seed, step, rank, m)
+                sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
+                with sync:
+                    with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
+                        out = ddp(tensors["input_ids"], tensors["token_type_ids"], tensors["attention_mask"],
+                                  masked=masked, sample_uniforms=uniforms)
+                    if isinstance(out, dict):
+                        out = PretrainOutput(**out)
+                    # DataParallel averages gradients over ranks: x world makes it the global-batch gradient
+                    loss = (cfg.gen_weight * out.gen_loss_sum / (total_slots + 1e-6)
+                            + cfg.disc_weight * out.disc_loss_sum / (total_real + 1e-6)) * world
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                sums += _batch_sums(out, tensors["attention_mask"])
+            # 4. clip (inside the optimizer) + step; the LR used is the schedule's value before it advances
+            lr = schedule.get_lr()
+            grad_norm = apply_update(optimizer, scaler, params)
+            optimizer.clear_grad()
+            schedule.step()
+            step += 1
+            # 5. global metrics of this step
+            s = dict(zip(METRICS, all_reduce_sum(sums, world)))
+            gen_loss, disc_loss = s["gen_sum"] / (total_slots + 1e-6), s["disc_sum"] / (total_real + 1e-6)
+            last = {"step": step, "loss": cfg.gen_weight * gen_loss + cfg.disc_weight * disc_loss, "gen_loss": gen_loss,
+                    "disc_loss": disc_loss, "gen_acc": s["gen_correct"] / (total_slots + 1e-6),
+                    "disc_acc": s["disc_correct"] / (total_real + 1e-6),
+                    "disc_precision": s["true_pos"] / (s["pred_pos"] + 1e-6),
+                    "disc_recall": s["true_pos"] / (s["actual_pos"] + 1e-6), "lr": lr, "grad_norm": grad_norm,
+                    "tokens": total_real}
+            window["tokens"] += total_real
+            run_tokens += total_real
+            loop_seconds += time.time() - step_started
+            if is_main:
+                losses_file.write(json.dumps(last) + "\n")
+                losses_file.flush()
+                if step % cfg.log_every == 0 or step == max_steps:
+                    now = time.time()
+                    last["tokens_per_s"] = window["tokens"] / max(now - window["time"], 1e-9)
+                    window.update(tokens=0.0, time=now)
+                    if writer is not None:
+                        for key in ("loss", "gen_loss", "gen_acc", "disc_loss", "disc_acc", "disc_precision",
+                                    "disc_recall", "lr", "grad_norm", "tokens_per_s"):
+                            writer.add_scalar(f"train/{key}", last[key], step)
+                    postfix = dict(loss=f"{last['loss']:.3f}", gen_acc=f"{last['gen_acc']:.3f}",
+                                   disc_acc=f"{last['disc_acc']:.3f}", tok_s=f"{last['tokens_per_s']:.0f}")
+                    if cfg.max_minutes is not None:  # the bar's ETA is for max_steps; this is the time limit's
+                        postfix["min_left"] = f"{cfg.max_minutes - (now - started) / 60:.1f}"
+                    bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            # 6. evaluation and checkpoints on schedule; a stop request ends the run after this step
+            if cfg.eval_every and step % cfg.eval_every == 0 and step < max_steps:
+                eval_result = run_eval(step) or eval_result
+            if cfg.save_every and step % cfg.save_every == 0:
+                checkpoint(step, last)
+                saved_step = step
+            if stop_requested:
+                stop_reason = stop.reason or ("time limit" if timed_out else "stop requested by another rank")
+                say(f"\nstopping after step {step}: {stop_reason}")
+                break
 
-    # --- at exit: checkpoint, final evaluation, export, summary ---------------------------------------------------------
-    stop.restore()
-    if saved_step != step:
-        checkpoint(step, last)
+        # --- at exit: checkpoint, final evaluation, export, summary ---------------------------------------------------
+        stop.restore()
+        if saved_step != step:
+            checkpoint(step, last)
+    watchdog.stop()  # what follows is rank-local
     if is_main:
         bar.close()
         losses_file.close()
@@ -304,6 +316,23 @@ def train(cfg: PretrainConfig) -> dict:
         if writer is not None:
             writer.close()
     return summary
+
+
+def apply_update(optimizer, scaler, params) -> float:
+    """Unscale the gradients (fp16 only), measure their global norm, step; returns the norm (before clipping).
+
+    Paddle's GradScaler remembers that it unscaled per optimizer object (`_optimizer_states[id(optimizer)]`), so the
+    object unscaled must be the object stepped: unscaling the inner optimizer and stepping fleet's wrapper would
+    divide the gradients by the loss scale a second time inside `scaler.step`."""
+    if scaler is not None:
+        scaler.unscale_(optimizer)
+    grad_norm = global_grad_norm(params)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    return grad_norm
 
 
 def _batch_sums(out, attention_mask) -> np.ndarray:

@@ -26,6 +26,20 @@ def shared_data_dir():
     return None
 
 
+def small_pd_dataset(root, articles: int, vocab_size: int, max_seq_length: int = 32) -> pathlib.Path:
+    """ROOT/data: a pretraining dataset of the first `articles` People's Daily articles, with its own vocab."""
+    from pretrain.corpus import write_corpus
+    from pretrain.data import BuildOptions, build_dataset
+    root = pathlib.Path(root)
+    write_corpus(str(root), heldout_fraction=0.0)
+    small = root / "small.txt"
+    documents = (root / "train.txt").read_text(encoding="utf-8").split("\n\n")[:articles]
+    small.write_text("\n\n".join(documents) + "\n", encoding="utf-8")
+    build_dataset([str(small)], root / "data", vocab_size=vocab_size,
+                  options=BuildOptions(max_seq_length=max_seq_length), num_workers=0, progress=False)
+    return root / "data"
+
+
 def reference(module_name: str):
     """Import a reference implementation a comparison test checks us against (torch, transformers, PaddleNLP,
     scikit-learn, seqeval): skipped, with the reason, on a machine without it, but a failure under CI=true, where

