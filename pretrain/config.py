@@ -66,6 +66,9 @@ class PretrainConfig:
     # "normal" (the official truncated-normal start) or "sinusoidal": the position embeddings start from a scaled
     # sine/cosine table (paddle_electra.pretraining.init_positions_sinusoidal); helps tiny models off the plateau
     position_init: str = "normal"
+    # the word-embedding table's starting point: "normal" (the initializer) or "ppmi-svd" (the PPMI-SVD vectors of
+    # the training data's token co-occurrences, pretrain/cooccurrence.py; fresh runs only, not with init_from)
+    embedding_init: str = "normal"
     # optimisation
     learning_rate: Optional[float] = None
     warmup_steps: int = 10000
@@ -150,6 +153,10 @@ class PretrainConfig:
             raise ConfigError(f"field 'mask_prob' must be in (0, 1), got {cfg.mask_prob}")
         if cfg.masking not in ("token", "whole-word"):
             raise ConfigError(f"field 'masking' is {cfg.masking!r}; choose 'token' or 'whole-word'")
+        if cfg.embedding_init not in ("normal", "ppmi-svd"):
+            raise ConfigError(f"field 'embedding_init' is {cfg.embedding_init!r}; choose 'normal' or 'ppmi-svd'")
+        if cfg.embedding_init != "normal" and cfg.init_from:
+            raise ConfigError("field 'embedding_init' applies to fresh runs; init_from brings its own embeddings")
         if cfg.position_init not in ("normal", "sinusoidal"):
             raise ConfigError(f"field 'position_init' is {cfg.position_init!r}; choose 'normal' or 'sinusoidal'")
         if cfg.amp not in AMP_CHOICES:

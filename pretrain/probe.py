@@ -17,7 +17,6 @@ It tells what a representation of that width could learn from that text without 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from collections import Counter
@@ -57,30 +56,13 @@ def probe_accuracy(train_x, train_y, dev_x, dev_y, C: float = 1.0) -> float:
 
 
 def ppmi_svd_vectors(text: str, dim: int, window: int = 3, min_count: int = 2, seed: int = 0) -> dict:
-    """{character: vector}: truncated SVD (dim) of the positive PMI matrix of characters co-occurring within
-    `window` positions (symmetric), context distribution smoothed with exponent 0.75."""
-    import scipy.sparse as sp
-    from sklearn.utils.extmath import randomized_svd
+    """{character: vector}: pretrain.cooccurrence.ppmi_svd over the characters of `text` (whitespace and characters
+    seen fewer than `min_count` times are boundaries)."""
+    from pretrain.cooccurrence import ppmi_svd
     counts = Counter(text)
     chars = sorted(c for c, n in counts.items() if n >= min_count and not c.isspace())
     index = {c: i for i, c in enumerate(chars)}
-    ids = np.array([index.get(c, -1) for c in text])
-    rows, cols = [], []
-    for offset in range(1, window + 1):
-        a, b = ids[:-offset], ids[offset:]
-        keep = (a >= 0) & (b >= 0)
-        rows += [a[keep], b[keep]]
-        cols += [b[keep], a[keep]]
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    pairs = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(chars), len(chars))).tocsr().tocoo()
-    total = pairs.data.sum()
-    row_sums = np.bincount(pairs.row, weights=pairs.data, minlength=len(chars))
-    context = np.bincount(pairs.col, weights=pairs.data, minlength=len(chars)) ** 0.75
-    context = context / context.sum() * total
-    pmi = np.maximum(np.log(pairs.data * total / (row_sums[pairs.row] * context[pairs.col])), 0.0)
-    matrix = sp.coo_matrix((pmi, (pairs.row, pairs.col)), shape=pairs.shape).tocsr()
-    u, s, _ = randomized_svd(matrix, dim, random_state=seed)
-    vectors = u * np.sqrt(s)
+    vectors = ppmi_svd(np.array([index.get(c, -1) for c in text]), len(chars), dim, window=window, seed=seed)
     return {c: vectors[i] for c, i in index.items()}
 
 
@@ -147,7 +129,7 @@ def table(result) -> str:
     for row in result["rows"]:
         groups.setdefault((row["representation"], row["kind"], row["features"]), {}).setdefault(
             row["train_examples"], []).append(row["accuracy"])
-    lines = [f"| representation | features | " + " | ".join(f"{n:,} examples" for n in budgets) + " |",
+    lines = ["| representation | features | " + " | ".join(f"{n:,} examples" for n in budgets) + " |",
              "|---|---|" + "---|" * len(budgets)]
     for (name, kind, feature), by_budget in groups.items():
         cells = []

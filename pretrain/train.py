@@ -112,6 +112,13 @@ def train(cfg: PretrainConfig) -> dict:
         restore_rng_state(state["rng"])
         step = state["step"]
         say(f"resumed from {resume_from} at step {step}")
+    elif cfg.embedding_init == "ppmi-svd":
+        from pretrain.cooccurrence import embedding_table_from_data
+        word_embeddings = model.discriminator.electra.embeddings.word_embeddings.weight
+        took = time.time()
+        table, tokens = embedding_table_from_data(data, word_embeddings.numpy(), disc_cfg.initializer_range)
+        word_embeddings.set_value(table)  # every rank computes the same table from the same data
+        say(f"word embeddings start from the PPMI-SVD of {tokens:,} training tokens ({time.time() - took:.1f} s)")
     elif init_source is not None:
         report = warmstart.load_initial_weights(model, init_source)
         if is_main:

@@ -138,3 +138,31 @@ def test_linear_probe_scores_a_model_directory_against_random_init(tmp_path):
     assert all(40.0 < r["accuracy"] < 100.0 for r in rows)
     table = probe.table(result)
     assert "random init (control) | both |" in table and "2 seeds" in table and "PPMI-SVD" in table
+
+
+def test_embedding_init_from_the_training_datas_cooccurrences(tmp_path):
+    """--embedding-init ppmi-svd: seen tokens get PPMI-SVD rows at the initializer's scale, specials and unseen tokens
+    keep their random rows, and the same data gives the same table (every rank computes it)."""
+    from conftest import small_pd_dataset
+    from paddle_electra.errors import ConfigError
+    from pretrain.config import PretrainConfig
+    from pretrain.cooccurrence import embedding_table_from_data
+    from pretrain.data import PretrainingDataset
+    data = PretrainingDataset(small_pd_dataset(tmp_path, articles=40, vocab_size=800))
+    table = np.random.default_rng(0).normal(0, 0.02, size=(data.vocab_size, 16)).astype(np.float32)
+    new, tokens = embedding_table_from_data(data, table, std=0.1)
+    again, _ = embedding_table_from_data(data, table, std=0.1)
+    np.testing.assert_array_equal(new, again)
+    assert tokens == data.index["num_tokens"]
+    counts = data.token_counts()
+    special = sorted(data.special_ids.values())
+    np.testing.assert_array_equal(new[special], table[special])
+    unseen = np.flatnonzero(counts == 0)
+    np.testing.assert_array_equal(new[unseen], table[unseen])
+    seen = np.setdiff1d(np.flatnonzero(counts > 0), special)
+    assert len(seen) > 100 and not np.allclose(new[seen], table[seen])
+    assert abs(float(new[seen].std()) - 0.1) < 0.02
+    with pytest.raises(ConfigError, match="embedding_init"):
+        PretrainConfig(data="d", output_dir="o", embedding_init="word2vec").resolve()
+    with pytest.raises(ConfigError, match="init_from"):
+        PretrainConfig(data="d", output_dir="o", embedding_init="ppmi-svd", init_from="models/x").resolve()
