@@ -11,21 +11,36 @@ from __future__ import annotations
 import numpy as np
 
 
+def cooccurrence_counts(ids: np.ndarray, vocab_size: int, window: int = 3, chunk: int = 1 << 22):
+    """Sparse [vocab_size, vocab_size] counts of ids within `window` positions of each other in the stream `ids`
+    (symmetric; a negative id pairs with nothing), accumulated `chunk` positions at a time so that memory follows
+    the number of distinct pairs, not the length of the stream."""
+    import scipy.sparse as sp
+    ids = np.asarray(ids, dtype=np.int64)
+    total = sp.csr_matrix((vocab_size, vocab_size), dtype=np.float64)
+    for start in range(0, len(ids), chunk):
+        rows, cols = [], []
+        for offset in range(1, window + 1):
+            stop = min(start + chunk, len(ids) - offset)  # pairs (i, i + offset) whose first position is in the chunk
+            if stop <= start:
+                continue
+            a, b = ids[start:stop], ids[start + offset:stop + offset]
+            keep = (a >= 0) & (b >= 0)
+            rows += [a[keep], b[keep]]
+            cols += [b[keep], a[keep]]
+        if rows:
+            rows, cols = np.concatenate(rows), np.concatenate(cols)
+            total = total + sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=total.shape).tocsr()
+    return total
+
+
 def ppmi_svd(ids: np.ndarray, vocab_size: int, dim: int, window: int = 3, seed: int = 0) -> np.ndarray:
     """[vocab_size, dim] vectors U sqrt(S) of the positive PMI of ids co-occurring within `window` positions of
     the stream `ids` (symmetric; a negative id pairs with nothing: boundaries, special tokens), context counts
     smoothed with exponent 0.75. Rows of ids that never co-occur are zero."""
     import scipy.sparse as sp
     from sklearn.utils.extmath import randomized_svd
-    ids = np.asarray(ids, dtype=np.int64)
-    rows, cols = [], []
-    for offset in range(1, window + 1):
-        a, b = ids[:-offset], ids[offset:]
-        keep = (a >= 0) & (b >= 0)
-        rows += [a[keep], b[keep]]
-        cols += [b[keep], a[keep]]
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
-    pairs = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(vocab_size, vocab_size)).tocsr().tocoo()
+    pairs = cooccurrence_counts(ids, vocab_size, window).tocoo()
     total = pairs.data.sum()
     row_sums = np.bincount(pairs.row, weights=pairs.data, minlength=vocab_size)
     context = np.bincount(pairs.col, weights=pairs.data, minlength=vocab_size) ** 0.75

@@ -166,3 +166,16 @@ def test_embedding_init_from_the_training_datas_cooccurrences(tmp_path):
         PretrainConfig(data="d", output_dir="o", embedding_init="word2vec").resolve()
     with pytest.raises(ConfigError, match="init_from"):
         PretrainConfig(data="d", output_dir="o", embedding_init="ppmi-svd", init_from="models/x").resolve()
+
+
+def test_cooccurrence_counts_do_not_depend_on_the_chunking():
+    from pretrain.cooccurrence import cooccurrence_counts
+    ids = np.random.default_rng(3).integers(-1, 40, size=5_000)
+    whole = cooccurrence_counts(ids, 40, window=3, chunk=1 << 22).toarray()
+    for chunk in (1, 7, 999):
+        np.testing.assert_array_equal(cooccurrence_counts(ids, 40, window=3, chunk=chunk).toarray(), whole)
+    # the count of one pair, by hand
+    i, j = 5, 9
+    want = sum(1 for p in range(len(ids)) for o in (1, 2, 3)
+               if p + o < len(ids) and {ids[p], ids[p + o]} == {i, j})
+    assert whole[i, j] == whole[j, i] == want
