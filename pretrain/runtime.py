@@ -125,16 +125,19 @@ def peer_timeout(configured) -> float:
     return PEER_TIMEOUT_S["nccl" if paddle.device.get_device().startswith("gpu") else "gloo"]
 
 
-class DictOutput(paddle.nn.Layer):
-    """ElectraForPretraining with a dict output: DataParallel looks for the tensors to start its backward traversal
-    from only in tensors, lists and dicts, and with none found it marks every parameter unused."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, *args, **kwargs):
-        return vars(self.model(*args, **kwargs))
+def all_reduce_gradients(params):
+    """Sum every parameter's gradient over the ranks, in one all-reduce of one flat buffer (the same parameters have
+    gradients on every rank: one model, one loss). A parameter without a gradient contributes zeros and keeps none."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = paddle.concat([g.reshape([-1]) for g in grads])
+    paddle.distributed.all_reduce(flat)
+    offset = 0
+    for g in grads:
+        size = int(np.prod(g.shape))
+        g.set_value(flat[offset:offset + size].reshape(g.shape))
+        offset += size
 
 
 class StopFlag:

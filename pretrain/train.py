@@ -13,7 +13,6 @@ device first); "bf16"/"fp16" force it.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import resource
@@ -27,7 +26,7 @@ import paddle
 from paddle_electra.errors import ConfigError
 from paddle_electra.fileio import write_text
 from paddle_electra.optim import build_optimizer, global_grad_norm, linear_warmup_decay
-from paddle_electra.pretraining import ElectraForPretraining, PretrainOutput, init_positions_sinusoidal
+from paddle_electra.pretraining import ElectraForPretraining, init_positions_sinusoidal
 from pretrain.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from pretrain.config import PretrainConfig
 from pretrain.data import EpochSampler, PretrainingDataset
@@ -36,8 +35,8 @@ from pretrain import warmstart
 from pretrain.export import export_model
 from pretrain.rng import (capture_rng_state, derive_seed, draw_masks, draw_sample_uniforms, restore_rng_state,
                          seed_dropout)
-from pretrain.runtime import (DictOutput, PeerWatchdog, StopFlag, all_reduce_sum, format_summary, init_distributed,
-                              peer_timeout, read_jsonl, resolve_amp)
+from pretrain.runtime import (PeerWatchdog, StopFlag, all_reduce_gradients, all_reduce_sum, format_summary,
+                              init_distributed, peer_timeout, read_jsonl, resolve_amp)
 
 METRICS = ("gen_sum", "disc_sum", "gen_correct", "disc_correct", "true_pos", "pred_pos", "actual_pos")
 
@@ -141,13 +140,10 @@ def train(cfg: PretrainConfig) -> dict:
             raise ConfigError(f"the ranks would resume from different steps ({seen}): --output-dir {cfg.output_dir} "
                               f"must be one folder that every node shares, where rank 0 writes the checkpoints")
     max_steps = min(cfg.num_train_steps if cfg.max_steps is None else cfg.max_steps, cfg.num_train_steps)
-    ddp, optimizer_inner = model, optimizer  # checkpoints save the unwrapped objects
-    if world > 1:
-        from paddle.distributed import fleet
-        ddp = fleet.distributed_model(DictOutput(model))
-        optimizer = fleet.distributed_optimizer(optimizer)
-        if scaler is not None:
-            scaler = fleet.distributed_scaler(scaler)
+    # data parallel: every rank runs the plain model on its micro-batches, then one all-reduce sums the gradients
+    # (runtime.all_reduce_gradients) before the update. Not fleet.distributed_model: its reducer all-reduces inside
+    # the backward pass, where a lost peer aborts the process from C++ (measured on loopback) instead of raising the
+    # error the watchdog turns into one line; the gradients are the same sums (tests/test_pretrain_distributed.py)
 
     # --- logging: per-step jsonl (truncated to the resume point), VisualDL, progress bar -------------------------------
     losses_path = os.path.join(cfg.output_dir, "losses.jsonl")
@@ -179,7 +175,7 @@ def train(cfg: PretrainConfig) -> dict:
                          "next_position": at_step * global_batch, "num_examples": len(data)},
                 "metrics": metrics, "paddle_version": paddle.__version__}
             with watchdog.paused():
-                path = save_checkpoint(ckpt_root, at_step, model, optimizer_inner, schedule, trainer_state,
+                path = save_checkpoint(ckpt_root, at_step, model, optimizer, schedule, trainer_state,
                                        tokenizer, scaler, keep=cfg.keep_checkpoints)
             say(f"checkpoint {path}")
         if world > 1:
@@ -238,18 +234,16 @@ def train(cfg: PretrainConfig) -> dict:
                 uniforms = draw_sample_uniforms(positions, masked.positions.shape[1], cfg.seed, cfg.per_sample_rng,
                                                 step, tag=f"{rank}/{m}")
                 seed_dropout(cfg.seed, step, rank, m)
-                sync = ddp.no_sync() if world > 1 and m < accum - 1 else contextlib.nullcontext()
-                with sync:
-                    with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
-                        out = ddp(tensors["input_ids"], tensors["token_type_ids"], tensors["attention_mask"],
-                                  masked=masked, sample_uniforms=uniforms)
-                    if isinstance(out, dict):
-                        out = PretrainOutput(**out)
-                    # DataParallel averages gradients over ranks: x world makes it the global-batch gradient
-                    loss = (cfg.gen_weight * out.gen_loss_sum / (total_slots + 1e-6)
-                            + cfg.disc_weight * out.disc_loss_sum / (total_real + 1e-6)) * world
-                    (scaler.scale(loss) if scaler is not None else loss).backward()
+                with paddle.amp.auto_cast(enable=amp is not None, dtype=amp or "float16", level="O1"):
+                    out = model(tensors["input_ids"], tensors["token_type_ids"], tensors["attention_mask"],
+                                masked=masked, sample_uniforms=uniforms)
+                # normalised by the global counts: the sum of every rank's gradients is the global-batch gradient
+                loss = (cfg.gen_weight * out.gen_loss_sum / (total_slots + 1e-6)
+                        + cfg.disc_weight * out.disc_loss_sum / (total_real + 1e-6))
+                (scaler.scale(loss) if scaler is not None else loss).backward()
                 sums += _batch_sums(out, tensors["attention_mask"])
+            if world > 1:
+                all_reduce_gradients(params)
             # 4. clip (inside the optimizer) + step; the LR used is the schedule's value before it advances
             lr = schedule.get_lr()
             grad_norm = apply_update(optimizer, scaler, params)
@@ -329,8 +323,9 @@ def apply_update(optimizer, scaler, params) -> float:
     """Unscale the gradients (fp16 only), measure their global norm, step; returns the norm (before clipping).
 
     Paddle's GradScaler remembers that it unscaled per optimizer object (`_optimizer_states[id(optimizer)]`), so the
-    object unscaled must be the object stepped: unscaling the inner optimizer and stepping fleet's wrapper would
-    divide the gradients by the loss scale a second time inside `scaler.step`."""
+    object unscaled must be the object stepped: unscaling an inner optimizer and stepping a wrapper of it (fleet's
+    distributed optimizer, which this loop used before it summed gradients itself) would divide the gradients by the
+    loss scale a second time inside `scaler.step`."""
     if scaler is not None:
         scaler.unscale_(optimizer)
     grad_norm = global_grad_norm(params)

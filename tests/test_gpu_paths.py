@@ -110,7 +110,7 @@ def test_fp16_update_unscales_the_optimizer_it_steps(monkeypatch):
         def update(self):
             events.append(("update", None))
 
-    fleet_optimizer = object()  # what train() steps when world > 1 (fleet.distributed_optimizer)
+    fleet_optimizer = object()  # e.g. a wrapper such as fleet.distributed_optimizer around the inner optimizer
     monkeypatch.setattr(train_module, "global_grad_norm", lambda params: events.append(("norm", None)) or 1.5)
     assert train_module.apply_update(fleet_optimizer, Scaler(), []) == 1.5
     assert events == [("unscale_", fleet_optimizer), ("norm", None), ("step", fleet_optimizer), ("update", None)]
