@@ -156,7 +156,8 @@ def cmd_package(args):
     from paddle_electra import fileio
     from .package import package
     _existing_dir(args.model_dir, "--model-dir")
-    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape)
+    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape,
+                      args.description, args.author)
     return f"{archive}  sha256 {fileio.sha256_file(archive)}"
 
 

@@ -1,6 +1,11 @@
 """Package a model directory as an installable PaddleHub module archive.
 
     python -m converters package --model-dir DIR --name chinese-electra-small --out dist/ [--version 2.0.2]
+    python -m converters package --model-dir DIR --name my-electra --description "Pretrained on ..." --out dist/
+
+A release name (one of the 11 in paddle_electra.releases) takes its summary from the registry and must have the
+release's shape; any other name is the user's own model and needs `--description` (the summary is then the model's
+shape and parameter count, read from the directory, followed by that sentence).
 
 writes dist/chinese_electra_small-2.0.2.tar.gz: one top-level folder `chinese_electra_small/` holding module.py (the
 generated shim), config.json, vocab.txt (+ tokenizer_config.json), model.safetensors, README.md and manifest.json
@@ -21,11 +26,13 @@ import tempfile
 
 from paddle_electra import fileio
 from paddle_electra.errors import ConfigError, WeightsError, command
-from paddle_electra.releases import HUB_VERSION, get_release
-from paddle_electra.weights import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME
+from paddle_electra.releases import (HUB_VERSION, get_release, is_release, module_summary, package_name,
+                                     release_names)
+from paddle_electra.weights import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, parameter_count
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
+_MODULE_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")  # hub names: lower case, digits, single dashes
 _MTIME = 946684800  # 2000-01-01: fixed member times make the archive byte-identical for identical inputs
 
 
@@ -45,8 +52,9 @@ def check_release_shape(config, name, source, allow_other_shape=False):
                           f"name of this shape, or pass --allow-other-shape to package it as {name} anyway")
 
 
-def validate_model_dir(model_dir, name, allow_other_shape=False):
-    """Load the directory as hub will (config, tokenizer, strict weights) and run one forward; return the config."""
+def validate_model_dir(model_dir, name=None, allow_other_shape=False):
+    """Load the directory as hub will (config, tokenizer, strict weights) and run one forward; return the config.
+    With a release `name`, the shape must be the release's (unless `allow_other_shape`)."""
     from paddle_electra.tokenizer import ElectraTokenizer
     from paddle_electra.weights import read_config
 
@@ -59,7 +67,8 @@ def validate_model_dir(model_dir, name, allow_other_shape=False):
     if config.extras.get("architectures") == ["ElectraForMaskedLM"]:
         raise ConfigError(f"{os.path.join(model_dir, CONFIG_NAME)}: this is a generator (ElectraForMaskedLM); "
                           f"PaddleHub modules carry the discriminator")
-    check_release_shape(config, name, os.path.join(model_dir, CONFIG_NAME), allow_other_shape)
+    if name is not None:
+        check_release_shape(config, name, os.path.join(model_dir, CONFIG_NAME), allow_other_shape)
     tokenizer = ElectraTokenizer.from_pretrained(model_dir)
     if tokenizer.vocab_size > config.vocab_size:
         raise ConfigError(f"{model_dir}: vocab.txt has {tokenizer.vocab_size} tokens but config.json field "
@@ -81,20 +90,20 @@ def validate_model_dir(model_dir, name, allow_other_shape=False):
     return config
 
 
-def readme_text(name, version, config) -> str:
-    release = get_release(name)
+def readme_text(name, version, config, summary, weights_from) -> str:
+    archive = f"{package_name(name)}-{version}.tar.gz"
     return f"""# {name} {version}
 
-{release.summary()}
+{summary}
 
-Weights: {release.hf_discriminator} (or the model directory given to the packager), as `model.safetensors`
-(no code runs when it is loaded). Shape of this archive's model: {config.num_hidden_layers} layers, hidden
-{config.hidden_size}, embedding {config.embedding_size}, vocab {config.vocab_size}.
+Weights: {weights_from}, as `model.safetensors` (no code runs when it is loaded). Shape of this archive's model:
+{config.num_hidden_layers} layers, hidden {config.hidden_size}, embedding {config.embedding_size}, vocab
+{config.vocab_size}.
 
 ## Install (offline)
 
-    python -m modules.install {release.package_name}-{version}.tar.gz   # checks paths and checksums first
-    # or plain PaddleHub: hub install {release.package_name}-{version}.tar.gz
+    python -m modules.install {archive}   # checks paths and checksums first
+    # or plain PaddleHub: hub install {archive}
 
 ## Use
 
@@ -145,29 +154,53 @@ def write_archive(folder, archive_path):
     return archive_path
 
 
-def package(model_dir, name, out, version=None, allow_other_shape=False) -> str:
-    """Validate `model_dir` (its shape must be the release's unless `allow_other_shape`), build the module folder for
-    release `name` and write the archive into `out`; return the archive path."""
-    from modules.generate import INIT_TEXT, render
+DEFAULT_AUTHOR = "trained with paddle-electra"
 
-    release = get_release(name)
+
+def package(model_dir, name, out, version=None, allow_other_shape=False, description=None,
+            author=DEFAULT_AUTHOR) -> str:
+    """Validate `model_dir`, build the module folder `name` and write the archive into `out`; return its path.
+
+    A release `name` (no `description`) takes the registry's summary and needs the release's shape unless
+    `allow_other_shape`. Any other `name` is the user's own model: `description` is required (one sentence: what it
+    was trained on), and the summary starts with the shape and parameter count read from the directory."""
+    from modules.generate import INIT_TEXT, render, render_module
+
     version = version or HUB_VERSION
     if not _VERSION.match(str(version)):
         raise ConfigError(f"--version must look like 2.0.2, got {version!r}")
     model_dir = os.fspath(model_dir)
     if not os.path.isdir(model_dir):
         raise ConfigError(f"{model_dir}: model directory not found")
-    config = validate_model_dir(model_dir, release.name, allow_other_shape)
-    return write_module_archive(model_dir, out, release.package_name, version, {
-        "module.py": render(release.name, version),
-        "__init__.py": INIT_TEXT.format(name=release.name),
-        "README.md": readme_text(release.name, version, config)})
+    if description is None:
+        if not is_release(name):  # get_release's error lists the 11 names; say how to package one's own model
+            raise ConfigError(f"--name {name!r} is not a released model (known: {', '.join(release_names())}); "
+                              f"to package your own model, give it --description \"Pretrained on ...\"")
+        release = get_release(name)
+        config = validate_model_dir(model_dir, release.name, allow_other_shape)
+        name, summary = release.name, release.summary()
+        module_py = render(name, version)
+        weights_from = f"{release.hf_discriminator} (or the model directory given to the packager)"
+    else:
+        if is_release(name):
+            raise ConfigError(f"--name {name!r} is a released model's name; --description is for your own model, "
+                              f"which needs a name of its own")
+        if not _MODULE_NAME.match(str(name)):
+            raise ConfigError(f"--name must be lower-case letters and digits joined by single dashes (a PaddleHub "
+                              f"module name, e.g. my-electra-small), got {name!r}")
+        config = validate_model_dir(model_dir)
+        params = f"{parameter_count(os.path.join(model_dir, WEIGHTS_NAME)) / 1e6:.1f}M"
+        summary = module_summary(name, config, params, description)
+        module_py = render_module(name, version, summary, author, params, config.num_hidden_layers, author)
+        weights_from = f"the model directory given to the packager ({os.path.basename(os.path.abspath(model_dir))})"
+    return write_module_archive(model_dir, out, package_name(name), version, {
+        "module.py": module_py, "__init__.py": INIT_TEXT.format(name=name),
+        "README.md": readme_text(name, version, config, summary, weights_from)})
 
 
 def write_module_archive(model_dir, out, package_name, version, generated: dict) -> str:
     """Stage `package_name`/ with the model files of `model_dir`, the `generated` files (name -> text) and
-    manifest.json, and write it as the reproducible archive OUT/<package_name>-<version>.tar.gz; return its path.
-    Shared by `package` (HFL releases) and pretrain/demo.py (its own model)."""
+    manifest.json, and write it as the reproducible archive OUT/<package_name>-<version>.tar.gz; return its path."""
     from paddle_electra.hubenv import write_manifest
     os.makedirs(out, exist_ok=True)
     archive = os.path.join(out, f"{package_name}-{version}.tar.gz")
@@ -191,7 +224,12 @@ def write_module_archive(model_dir, out, package_name, version, generated: dict)
 def add_arguments(parser):
     parser.add_argument("--model-dir", required=True, help="paddle_electra model directory (config.json, vocab.txt, "
                                                            "model.safetensors)")
-    parser.add_argument("--name", required=True, help="release name, e.g. chinese-electra-small")
+    parser.add_argument("--name", required=True, help="release name, e.g. chinese-electra-small, or your own model's "
+                                                      "name (with --description)")
+    parser.add_argument("--description", default=None,
+                        help="your own model (not a release): one sentence on what it was trained on, shown after "
+                             "its shape and size in the module's summary")
+    parser.add_argument("--author", default=DEFAULT_AUTHOR, help="your own model: the module's author field")
     parser.add_argument("--out", required=True, help="folder for the archive")
     parser.add_argument("--version", default=HUB_VERSION, help=f"module version (default {HUB_VERSION})")
     parser.add_argument("--allow-other-shape", action="store_true",
@@ -202,7 +240,8 @@ def add_arguments(parser):
 @command
 def run(args) -> int:
     """Entry for the `package` subcommand of `python -m converters`."""
-    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape)
+    archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape,
+                      args.description, args.author)
     print(f"{archive}  sha256 {fileio.sha256_file(archive)}")
     return 0
 

@@ -38,6 +38,9 @@ class FinetuneConfig:
     num_train_epochs: int = 3
     # seq-cls head: "cls" (the official [CLS] head) or "mean" (mean of the token states; pretrain/README.md, sec. 6)
     pooling: str = "cls"
+    # dropout inside the backbone while fine-tuning (hidden and attention); None keeps the model's config.json values.
+    # Models pretrained without dropout (the demo's) have 0 there, which leaves a small labelled set unregularised
+    backbone_dropout: Optional[float] = None
     train_batch_size: int = 32
     eval_batch_size: int = 32
     max_seq_length: int = 128

@@ -55,6 +55,8 @@ def module_kwargs(task, config) -> dict:
     kwargs = task.hub_kwargs()
     if config.pooling != "cls":
         kwargs["pooling"] = config.pooling
+    if config.backbone_dropout is not None:
+        kwargs["backbone_dropout"] = config.backbone_dropout
     return kwargs
 
 

@@ -19,6 +19,7 @@ The model directory (config.json, vocab.txt, model.safetensors) is the installed
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import pickle
@@ -204,7 +205,8 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
     FAST_MIN_EXAMPLES = 32
 
     def __init__(self, task=None, load_checkpoint=None, label_map=None, num_classes=2, suffix=False,
-                 model_dir=None, allow_pickle=False, dropout=0.1, fast_inference=True, pooling="cls"):
+                 model_dir=None, allow_pickle=False, dropout=0.1, fast_inference=True, pooling="cls",
+                 backbone_dropout=None):
         super(ElectraHubModule, self).__init__()
         self.fast_inference = bool(fast_inference)
         self._predictor = self._predictor_key = self._fast = None
@@ -222,6 +224,11 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
             raise WeightsError(f"{weights_path}: weights file not found. A module folder needs config.json, vocab.txt "
                                f"and model.safetensors: build the archive with `python -m converters package`")
         config = read_config(self.directory)
+        if backbone_dropout is not None:  # fine-tuning regularisation; predict() runs in eval mode either way
+            if not 0.0 <= backbone_dropout < 1.0:
+                raise ConfigError(f"backbone_dropout must be in [0, 1), got {backbone_dropout}")
+            config = dataclasses.replace(config, hidden_dropout_prob=float(backbone_dropout),
+                                         attention_probs_dropout_prob=float(backbone_dropout))
         self.tokenizer = HubTokenizer.from_pretrained(self.directory)
         if self.tokenizer.vocab_size > config.vocab_size:
             raise ConfigError(f"{self.directory}: vocab.txt has {self.tokenizer.vocab_size} tokens but config.json "

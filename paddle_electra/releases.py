@@ -26,19 +26,31 @@ class Release:
 
     @property
     def package_name(self) -> str:
-        """The Python package / folder name hub installs it under ("-" is not allowed in a package name)."""
-        return self.name.replace("-", "_")
+        return package_name(self.name)
 
     @property
     def class_name(self) -> str:
-        """CamelCase class name of the generated module.py."""
-        return "".join(part.capitalize() for part in self.name.split("-"))
+        return class_name(self.name)
 
     def summary(self) -> str:
         from .config import preset
-        c = preset(self.size)
-        return (f"{self.name}, {c.num_hidden_layers}-layer, {c.hidden_size}-hidden, {c.num_attention_heads}-heads, "
-                f"{self.params} parameters. Pretrained on {self.corpus}.")
+        return module_summary(self.name, preset(self.size), self.params, f"Pretrained on {self.corpus}.")
+
+
+def package_name(name: str) -> str:
+    """The Python package / folder name hub installs module `name` under ("-" is not allowed in a package name)."""
+    return name.replace("-", "_")
+
+
+def class_name(name: str) -> str:
+    """CamelCase class name of module `name`'s generated module.py."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
+def module_summary(name: str, config, params: str, description: str) -> str:
+    """The one-line summary of a module (hub's `summary` field, the archive README): shape, size, then what it is."""
+    return (f"{name}, {config.num_hidden_layers}-layer, {config.hidden_size}-hidden, {config.num_attention_heads}-heads, "
+            f"{params} parameters. {description}")
 
 
 def _release(name, size, corpus, params):
@@ -57,6 +69,10 @@ RELEASES = tuple(
     + [_release(f"chinese-legal-electra-{s}", s, _LEGAL, _PARAMS[s]) for s in ("large", "base", "small")]
 )
 _BY_NAME = {r.name: r for r in RELEASES}
+
+
+def is_release(name: str) -> bool:
+    return str(name).replace("_", "-") in _BY_NAME
 
 
 def get_release(name: str) -> Release:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List
@@ -68,6 +69,13 @@ def load_safetensors(path, verify=True) -> Dict[str, np.ndarray]:
     if verify and expected is not None and tensor_digest(tensors) != expected:
         raise WeightsError(f"{path}: checksum mismatch: the tensor data is corrupt (bit flip or partial write)")
     return tensors
+
+
+def parameter_count(path) -> int:
+    """Number of parameters in a safetensors file, from its JSON header alone (no tensor is read)."""
+    with open(path, "rb") as f:  # an 8-byte little-endian header length, then the header
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return sum(math.prod(entry["shape"]) for key, entry in header.items() if key != "__metadata__")
 
 
 def state_dict_numpy(model) -> Dict[str, np.ndarray]:

