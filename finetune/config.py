@@ -42,6 +42,10 @@ class FinetuneConfig:
     # Models pretrained without dropout (the demo's) have 0 there, which leaves a small labelled set unregularised
     backbone_dropout: Optional[float] = None
     train_batch_size: int = 32
+    # training batches of similar lengths (each run of 50 batches' examples of the epoch's shuffled order is sorted by
+    # length and cut into batches, whose order is then shuffled): padding to a batch's longest costs less. Off by
+    # default (the official recipe draws batches uniformly)
+    group_by_length: bool = False
     eval_batch_size: int = 32
     max_seq_length: int = 128
     warmup_proportion: float = 0.1

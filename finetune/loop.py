@@ -141,26 +141,58 @@ def epoch_seed(seed, epoch):
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
-def _epoch_dataset(rows, seed):
+GROUP_BATCHES = 50  # group_by_length: batches per sorted run of examples (the randomness kept within an epoch)
+
+
+def _epoch_dataset(rows, seed, group_batch_size=None):
     """Map-style dataset whose order is a permutation fixed by (seed, epoch): hub's sampler shuffles with
-    RandomState(epoch) from 0 in every train() call, which alone would repeat one order for every epoch and seed."""
+    RandomState(epoch) from 0 in every train() call, which alone would repeat one order for every epoch and seed.
+
+    With `group_batch_size` (group_by_length) every item is a whole batch of rows of similar length, to be read with
+    hub's batch_size 1 (`unwrap_batches`): each run of GROUP_BATCHES batches' rows of the epoch's permutation is sorted
+    by length and cut into batches, and the batches are shuffled; the number of batches is ceil(rows / batch)."""
     import paddle
 
     class EpochShuffled(paddle.io.Dataset):
         def __init__(self):
             super().__init__()
             self.order = np.arange(len(rows))
+            self.batches = None
 
         def set_epoch(self, epoch):
-            self.order = np.random.RandomState([seed, epoch]).permutation(len(rows))
+            rng = np.random.RandomState([seed, epoch])
+            self.order = rng.permutation(len(rows))
+            if group_batch_size:
+                self.batches = group_by_length(self.order, [len(r[0]) for r in rows], group_batch_size, rng)
 
         def __getitem__(self, index):
+            if self.batches is not None:
+                return [rows[i] for i in self.batches[index]]
             return rows[self.order[index]]
 
         def __len__(self):
-            return len(rows)
+            return len(rows) if self.batches is None else len(self.batches)
 
     return EpochShuffled()
+
+
+def group_by_length(order, lengths, batch_size, rng):
+    """Batches (index arrays) of similar length: runs of GROUP_BATCHES x batch_size indices of `order`, each sorted by
+    length (stable) and cut every batch_size, all batches then shuffled with `rng`."""
+    from paddle_electra.batching import length_buckets
+    run = GROUP_BATCHES * batch_size
+    batches = []
+    for start in range(0, len(order), run):
+        chunk = np.asarray(order[start:start + run])
+        batches += [chunk[b] for b in length_buckets([lengths[i] for i in chunk], batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def unwrap_batches(collate):
+    """hub's loader with batch_size 1 over a dataset of whole batches: collate the one batch it hands over."""
+    def collate_batch(items):
+        return collate(items[0])
+    return collate_batch
 
 
 def set_seed(seed):
@@ -248,12 +280,17 @@ class SeedRun:
                          trainer.global_step, total_steps)
                 if not any(h["epoch"] == trainer.current_epoch for h in history):
                     history = self._evaluate_epoch(module, predict, trainer, history, best_path, history_path)
-            dataset = _epoch_dataset(self.data.train_rows, self.seed)
+            grouped = cfg.train_batch_size if cfg.group_by_length else None
+            dataset = _epoch_dataset(self.data.train_rows, self.seed, grouped)
+            collate = task.collate(self.data.pad_id)
             while trainer.current_epoch < cfg.num_train_epochs:
                 dataset.set_epoch(trainer.current_epoch + 1)
                 set_seed(epoch_seed(self.seed, trainer.current_epoch + 1))
-                trainer.train_epoch(dataset, cfg.train_batch_size, task.collate(self.data.pad_id), cfg.num_workers,
-                                    cfg.num_train_epochs)
+                if grouped:  # the dataset's items are whole batches
+                    trainer.train_epoch(dataset, 1, unwrap_batches(collate), cfg.num_workers, cfg.num_train_epochs)
+                else:
+                    trainer.train_epoch(dataset, cfg.train_batch_size, collate, cfg.num_workers,
+                                        cfg.num_train_epochs)
                 self._prune(trainer.current_epoch)
                 if cfg.eval_every_epoch or trainer.current_epoch == cfg.num_train_epochs:
                     history = self._evaluate_epoch(module, predict, trainer, history, best_path, history_path)

@@ -97,8 +97,11 @@ def check_resumable(path, config_dict):
     import json
     if not os.path.exists(path):
         return
+    from finetune.config import FinetuneConfig
     with open(path, encoding="utf-8") as f:
         saved = json.load(f).get("config", {})
+    # a field added after the run was written counts as its default (a folder of an older version still resumes)
+    saved = dict({k: v for k, v in FinetuneConfig().to_dict().items() if k not in saved}, **saved)
     changed = sorted(k for k in set(saved) | set(config_dict)
                      if k not in RUNTIME_FIELDS and saved.get(k) != config_dict.get(k))
     if changed:

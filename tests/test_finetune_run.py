@@ -259,3 +259,63 @@ def test_mean_pooling_run_records_its_head_and_refuses_a_mismatched_reload(model
     assert "field 'pooling' is a seq-cls option" in capsys.readouterr().err
     assert run(*common, "--output-dir", tmp_path / "bad", "--pooling", "max") == 2
     assert "field 'pooling' must be cls or mean" in capsys.readouterr().err
+
+
+def test_group_by_length_batches_partition_the_epoch_and_sort_within_runs():
+    from finetune.loop import GROUP_BATCHES, _epoch_dataset
+    lengths = np.random.RandomState(0).randint(3, 200, size=4 * GROUP_BATCHES * 8 + 13)
+    rows = [(np.zeros(n, np.int64), np.zeros(n, np.int64), np.int64(0)) for n in lengths]
+    dataset = _epoch_dataset(rows, seed=5, group_batch_size=8)
+    dataset.set_epoch(1)
+    batches = [dataset[i] for i in range(len(dataset))]
+    assert len(batches) == -(-len(rows) // 8)  # the same number of steps as uniform batches
+    ids = sorted(i for batch in dataset.batches for i in batch)
+    assert ids == list(range(len(rows)))  # every example once
+    # each sorted run of GROUP_BATCHES batches is cut in length order, so a batch spans little of the length range
+    spread = np.mean([np.ptp([len(r[0]) for r in batch]) for batch in batches])
+    assert spread < 0.1 * np.ptp(lengths)
+    # deterministic per (seed, epoch); another epoch gives other batches
+    again = _epoch_dataset(rows, seed=5, group_batch_size=8)
+    again.set_epoch(1)
+    assert all(np.array_equal(a, b) for a, b in zip(again.batches, dataset.batches))
+    again.set_epoch(2)
+    assert not all(np.array_equal(a, b) for a, b in zip(again.batches, dataset.batches))
+
+
+def test_group_by_length_run_trains_on_whole_grouped_batches(model_dir, tmp_path, monkeypatch):
+    """hub's loader reads the grouped dataset with batch_size 1; every step must still see a full batch (the
+    collate unwraps it), and the run's steps per epoch are unchanged."""
+    from finetune.kinds.classification import ClassificationTask
+    seen = []
+    original = ClassificationTask.collate
+
+    def spy(self, pad_id):
+        inner = original(self, pad_id)
+
+        def collate(batch):
+            out = inner(batch)
+            seen.append(out[0].shape)
+            return out
+        return collate
+    monkeypatch.setattr(ClassificationTask, "collate", spy)
+    data, out = sentiment_dir(str(tmp_path / "data")), tmp_path / "out"
+    assert run("--task", "chnsenticorp", "--model", model_dir, "--data-dir", data, "--max_seq_length", 32,
+               "--output-dir", out, "--num_train_epochs", 1, "--train_batch_size", 4, "--group_by_length", "true",
+               "--do_test", "false") == 0
+    train_rows = 3 * (len(POSITIVE) + len(NEGATIVE))
+    train_batches = [shape for shape in seen[:-(-train_rows // 4)]]
+    assert len(train_batches) == -(-train_rows // 4) and all(s[0] == 4 for s in train_batches[:-1])
+    assert read_json(out / "config.json")["config"]["group_by_length"] is True
+
+
+def test_a_run_folder_written_before_a_field_existed_resumes_with_its_default(tmp_path):
+    from finetune.config import FinetuneConfig
+    from finetune.run import check_resumable
+    from paddle_electra.errors import ConfigError
+    current = FinetuneConfig(task="chnsenticorp").to_dict()
+    older = {k: v for k, v in current.items() if k not in ("group_by_length", "backbone_dropout")}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"config": older}), encoding="utf-8")
+    check_resumable(str(path), current)  # no error: the missing fields were their defaults then
+    with pytest.raises(ConfigError, match="group_by_length: False -> True"):
+        check_resumable(str(path), dict(current, group_by_length=True))
