@@ -118,9 +118,10 @@ def curve_rows(recipe: demo.Recipe) -> list:
 
 def finetune_args(p: demo.Pipeline, model: str, out: str, task: str, examples: int, random_init: bool) -> list:
     extra = dict(next(e for t, n, e in p.recipe.evidence if (t, n) == (task, examples)))
+    extra.pop("num_trials", None)  # the curve's own --seeds applies to every row
     settings = demo.row_settings(p.recipe, task, examples, extra)
     return ["-m", "finetune.run", "--task", task, "--model", model, "--hub-home", p.path("hub_home"),
-            "--output-dir", out, "--seeds", p.recipe.finetune_seeds, "--do_test", "false",
+            "--output-dir", out, "--do_test", "false",
             *demo.finetune_flags(settings), *(["--random_init", "true"] if random_init else [])]
 
 
