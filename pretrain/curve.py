@@ -1,6 +1,6 @@
 """Compute vs downstream gain, ELECTRA vs masked-LM: the seed's central claim, in miniature on 2 CPU cores.
 
-    python -m pretrain.curve [--minutes 2.5 5 10] [--long] [--seeds 5] [--seed N] [--workdir runs/curve] [--write]
+    python -m pretrain.curve [--minutes 2.5 5 10] [--long] [--all-rows] [--seeds 5] [--seed N] [--workdir runs/curve] [--write]
     python -m pretrain.curve --objectives electra electra-wwm electra-original-segments --equal-steps \
         --minutes 10 --workdir runs/variants      # pretraining variants at equal steps (pretrain/README.md, 6)
 
@@ -108,8 +108,11 @@ def stage_pretrain_pair(p: demo.Pipeline, seconds_before: float, minutes: float,
     return result
 
 
-def curve_rows(recipe: demo.Recipe) -> list:
-    """The low-label evidence row of each task of the recipe: [(task, examples)]."""
+def curve_rows(recipe: demo.Recipe, all_rows: bool = False) -> list:
+    """The low-label evidence row of each task of the recipe, or with `all_rows` every evidence row (the larger label
+    budgets show how far the sentence task is from its baseline): [(task, examples)]."""
+    if all_rows:
+        return [(task, examples) for task, examples, _ in recipe.evidence]
     rows = {}
     for task, examples, _ in recipe.evidence:
         rows[task] = min(examples, rows.get(task, examples))
@@ -125,11 +128,12 @@ def finetune_args(p: demo.Pipeline, model: str, out: str, task: str, examples: i
             *demo.finetune_flags(settings), *(["--random_init", "true"] if random_init else [])]
 
 
-def stage_finetune_models(p: demo.Pipeline, _, models: dict, random_init=False) -> dict:
-    """Fine-tune each model in `models` ({name: model dir}) on every row, two children at a time."""
+def stage_finetune_models(p: demo.Pipeline, _, models: dict, rows: list, random_init=False) -> dict:
+    """Fine-tune each model in `models` ({name: model dir}) on every row [(task, examples)], two children at a time
+    (the same row of two models side by side: they take about as long)."""
     jobs, outs = [], {}
-    for name, model in models.items():
-        for task, examples in curve_rows(p.recipe):
+    for task, examples in rows:
+        for name, model in models.items():
             out = p.path("curve", name, "finetune", demo.row_name(task, examples))
             outs[(name, demo.row_name(task, examples))] = out
             jobs.append((finetune_args(p, model, out, task, examples, random_init), out + ".log"))
@@ -139,7 +143,7 @@ def stage_finetune_models(p: demo.Pipeline, _, models: dict, random_init=False) 
 
 
 def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default", objectives=DEFAULT_OBJECTIVES,
-              equal_steps: bool = False, seed: int = 0) -> dict:
+              equal_steps: bool = False, seed: int = 0, all_rows: bool = False) -> dict:
     started = time.time()
     objectives = tuple(objectives)
     recipe = dataclasses.replace(demo.RECIPES[recipe_name], finetune_seeds=seeds, seed=seed)
@@ -155,7 +159,8 @@ def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default", o
             3, f"shards-{objective}", {"max_seq_length": recipe.max_seq_length, "flags": data_flags(objective)},
             lambda s, folder=folder, objective=objective: demo.stage_shards(p, s, folder, tuple(data_flags(objective)))
         ) if folder != "data" else None
-    rows = [demo.row_name(t, n) for t, n in curve_rows(recipe)]
+    row_keys = curve_rows(recipe, all_rows)
+    rows = [demo.row_name(t, n) for t, n in row_keys]
     any_model = None
     pretraining, finetuned = {}, {}
     for budget in minutes:
@@ -170,11 +175,12 @@ def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default", o
         finetuned.update(p.stage(7, f"curve-finetune-{budget:g}min", {"seeds": seeds, "rows": rows,
                                                                       "finetune": recipe.finetune,
                                                                       "first_seed": recipe.first_finetune_seed},
-                                 lambda s, models=models: stage_finetune_models(p, s, models)))
+                                 lambda s, models=models: stage_finetune_models(p, s, models, row_keys)))
     # the control: the same architecture from random initialisation (any of the models' shapes: they are equal)
     control = p.stage(7, "curve-finetune-random-init", {"seeds": seeds, "rows": rows, "finetune": recipe.finetune,
                                                         "first_seed": recipe.first_finetune_seed},
-                      lambda s: stage_finetune_models(p, s, {"random-init": any_model}, random_init=True))
+                      lambda s: stage_finetune_models(p, s, {"random-init": any_model}, row_keys,
+                                                                      random_init=True))
 
     points = []
     for budget in minutes:
@@ -207,7 +213,7 @@ def run_curve(workdir: str, minutes, seeds: int, recipe_name: str = "default", o
               "wall_seconds": time.time() - started, "finetune": recipe.finetune, "seed": seed,
               "pretrain_seed": recipe.pretrain_seed, "first_finetune_seed": recipe.first_finetune_seed,
               "recipe": recipe.name,
-              "evidence_rows": [list(e) for e in recipe.evidence if tuple(e[:2]) in curve_rows(recipe)]}
+              "evidence_rows": [list(e) for e in recipe.evidence if tuple(e[:2]) in row_keys]}
     write_json(p.path("curve.json"), result)
     write_text(p.path("curve.md"), curve_markdown(result))
     plot_curve(result, p.path("curve.png"))
@@ -278,6 +284,8 @@ def main(argv=None) -> int:
     parser.add_argument("--equal-steps", action="store_true",
                         help="every run does the ELECTRA steps of its budget, with no time limit (for variants that "
                              "cost the same per step)")
+    parser.add_argument("--all-rows", action="store_true",
+                        help="fine-tune on every evidence row of the recipe (default: each task's low-label row)")
     parser.add_argument("--seed", type=int, default=0, help="moves the pretraining seed and the fine-tuning seeds as "
                                                            "the demo's --seed N does (default 0: the demo's default)")
     parser.add_argument("--write-as", default="curve", metavar="NAME",
@@ -293,7 +301,7 @@ def main(argv=None) -> int:
 
     def run():
         run_curve(os.path.abspath(args.workdir), minutes, args.seeds, "ci" if args.ci else "default",
-                  dict.fromkeys(args.objectives), args.equal_steps, args.seed)
+                  dict.fromkeys(args.objectives), args.equal_steps, args.seed, args.all_rows)
         if args.write:
             for suffix in ("json", "md", "png"):
                 write_bytes(os.path.join(RESULTS_DIR, f"{args.write_as}.{suffix}"),

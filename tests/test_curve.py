@@ -89,3 +89,15 @@ def test_variants_at_equal_steps_build_their_own_data_and_compare_paired(tmp_pat
         diffs = [a["dev"][metric] - b["dev"][metric] for a, b in zip(ours["runs"], theirs["runs"])]
         assert c["difference_mean"] == pytest.approx(np.mean(diffs))
     assert "| electra-wwm | electra | 0.05 |" in (workdir / "curve.md").read_text()
+
+
+def test_all_rows_adds_every_label_budget_of_the_recipe():
+    """--all-rows: the curve fine-tunes on every evidence row (e.g. the 4,000-review row whose baseline the demo has
+    to beat), not only each task's low-label row."""
+    from pretrain import curve, demo
+    recipe = demo.RECIPES["default"]
+    low = curve.curve_rows(recipe)
+    every = curve.curve_rows(recipe, all_rows=True)
+    assert every == [(task, examples) for task, examples, _ in recipe.evidence]
+    assert set(low) < set(every) and len(low) == len({task for task, _ in every})
+    assert all(examples == min(n for t, n in every if t == task) for task, examples in low)
