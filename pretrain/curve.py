@@ -51,9 +51,11 @@ OBJECTIVES = {
     "electra-original-segments": {"flags": {}, "model": "discriminator", "data": {"segment_logic": "original"}},
 }
 DEFAULT_OBJECTIVES = ("electra", "mlm")
-# optimizer steps per minute of one run on one thread beside a second run (measured on the 2-core Xeon of
-# pretrain/README.md, section 6), so each LR schedule has decayed when its time is up
-STEPS_PER_MINUTE = {"electra": 230.0, "mlm": 350.0}
+# optimizer steps per minute of one run on one thread beside a second run, a little under what was measured on the
+# 2-core Xeon of pretrain/README.md, section 6 (2026-12-07, after the step speed-ups: ELECTRA 418, masked-LM 583), so
+# each LR schedule has decayed when its time is up (230 / 350, measured before them, ended both schedules at ~60%
+# of the budget)
+STEPS_PER_MINUTE = {"electra": 400.0, "mlm": 560.0}
 DEFAULT_MINUTES = (2.5, 5.0, 10.0)
 LONG_MINUTES = (20.0, 40.0)
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")

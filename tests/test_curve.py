@@ -71,7 +71,7 @@ def test_variants_at_equal_steps_build_their_own_data_and_compare_paired(tmp_pat
     result = json.loads((workdir / "curve.json").read_text())
     assert result["equal_steps"] and result["objectives"] == ["electra", "electra-wwm", "electra-original-segments"]
     steps = {p["objective"]: p["pretrain_steps"] for p in result["points"]}
-    assert len(set(steps.values())) == 1 and steps["electra"] == round(230 * 0.05)
+    assert len(set(steps.values())) == 1 and steps["electra"] == round(400 * 0.05)
     wwm = json.loads((workdir / "data-electra-wwm" / "train" / "index.json").read_text())
     original = json.loads((workdir / "data-electra-original-segments" / "train" / "index.json").read_text())
     plain = json.loads((workdir / "data" / "train" / "index.json").read_text())
