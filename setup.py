@@ -36,7 +36,8 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["paddle_electra", "paddle_electra.*", "pretrain", "pretrain.*", "finetune",
                                     "finetune.*", "converters", "converters.*", "modules", "modules.*"]),
-    package_data={"paddle_electra": ["configs/*.json"], "pretrain": ["configs/*.json"], "modules": ["**/*.py", "**/*.md", "template/*.tmpl"]},
+    package_data={"paddle_electra": ["configs/*.json", "hub/module.py.tmpl"], "pretrain": ["configs/*.json"],
+                  "modules": ["**/*.py", "**/*.md"]},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
 )

@@ -13,7 +13,7 @@ Paths:
 - PaddleNLP dygraph: every batch padded to 128 (as hub's TransformerModule and most PaddleNLP scripts do), as
   shipped and with our environment; and with the same dynamic padding + bucketing as ours (our environment);
 - HF torch eager: the same bucketing as ours (a strong baseline), and padded to 128 in full mode;
-- PaddleHub module (paddle_electra.hub_module.ElectraHubModule.predict, batch_size as the case, tokenization
+- PaddleHub module (paddle_electra.hub.module.ElectraHubModule.predict, batch_size as the case, tokenization
   included): dygraph, and with the exported-predictor fast path (see hub_module below).
 Checks, in the bench: our three paths give equal logits; PaddleNLP's and HF's backbones give our [CLS] states
 (their heads differ by design: an extra dense + GELU); the hub module's probabilities equal softmax(our logits).
@@ -164,7 +164,7 @@ def build(impl, spec):
 
 def hub_module(fast: bool, model_dir, checkpoint):
     """The PaddleHub module with its default exported-predictor path of predict() (fast) or with it switched off."""
-    from paddle_electra.hub_module import ElectraHubModule
+    from paddle_electra.hub.module import ElectraHubModule
     return ElectraHubModule(task="seq-cls", model_dir=model_dir, load_checkpoint=checkpoint, fast_inference=fast)
 
 
@@ -280,7 +280,7 @@ def run(level: str) -> dict:
 def hub_available() -> bool:
     try:
         import importlib.util
-        return importlib.util.find_spec("paddle_electra.hub_module") is not None
+        return importlib.util.find_spec("paddle_electra.hub.module") is not None
     except ImportError:
         return False
 

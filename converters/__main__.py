@@ -8,7 +8,7 @@ Commands (each writes its output folder atomically: built beside --out, renamed 
   from-paddlenlp   PaddleNLP model_state.pdparams folder          -> OUT (or OUT/discriminator + OUT/generator)
   to-hf            model directory -> HF folder (transformers ElectraForPreTraining / ElectraForMaskedLM)
   to-paddlenlp     model directory -> PaddleNLP folder (ElectraDiscriminator / ElectraGenerator .from_pretrained)
-  package          model directory -> PaddleHub module archive (converters/package.py)
+  package          model directory -> PaddleHub module archive (paddle_electra/hub/package.py)
 Errors are one line on stderr naming the file or tensor at fault, with exit status 2.
 """
 from __future__ import annotations
@@ -152,9 +152,9 @@ def cmd_to_paddlenlp(args):
 
 
 def cmd_package(args):
-    """model directory -> installable PaddleHub module archive (see converters/package.py)"""
+    """model directory -> installable PaddleHub module archive (see paddle_electra/hub/package.py)"""
     from paddle_electra import fileio
-    from .package import package
+    from paddle_electra.hub.package import package
     _existing_dir(args.model_dir, "--model-dir")
     archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape,
                       args.description, args.author)
@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, metavar="DIR", help="paddle_electra model directory")
     p = command("to-paddlenlp", cmd_to_paddlenlp)
     p.add_argument("--model", required=True, metavar="DIR", help="paddle_electra model directory")
-    from .package import add_arguments  # the PaddleHub packager owns its flags (its --out is a folder for archives)
+    from paddle_electra.hub.package import add_arguments  # the PaddleHub packager owns its flags (its --out is a folder for archives)
     add_arguments(sub.add_parser("package", help=cmd_package.__doc__, description=cmd_package.__doc__)
                   ).set_defaults(func=cmd_package)
     return parser

@@ -8,14 +8,12 @@ instead of being ignored. Any other unknown key raises ConfigError naming the so
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
-import re
-import typing
 from dataclasses import dataclass
 from typing import Optional
 
 from paddle_electra.errors import ConfigError
+from paddle_electra.fileio import read_json_file
+from paddle_electra.runconfig import coerce, field_types, split_flags, suggest
 
 # The seed's README recommends small 3e-4 and base 1e-4 (used for its results tables, "not tuned"). Large takes the
 # official size override (5e-5, layer-wise decay 0.9). small-ex is small's width at 24 layers: we keep small's 3e-4
@@ -88,58 +86,19 @@ class FinetuneConfig:
 
 # official keys whose values we accept but which configure nothing here
 _OFFICIAL_ALIASES = {"task_names": "task", "predict_batch_size": "eval_batch_size", "seeds": "num_trials"}
-_FIELD_TYPES = typing.get_type_hints(FinetuneConfig)
+_FIELD_TYPES = field_types(FinetuneConfig)
 
 
 def _coerce(name, value, source):
-    """Check/convert one value to the field's type; strings (from flags) are parsed."""
-    kind = _FIELD_TYPES[name]
-    optional = typing.get_origin(kind) is typing.Union
-    if optional:
-        kind = next(t for t in typing.get_args(kind) if t is not type(None))
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            return None
-    where = f"{source}: field {name!r}"
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
-            return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{where} must be true or false, got {value!r}")
-    if kind is int:
-        if isinstance(value, str):
-            try:
-                value = float(value) if re.search(r"[.eE]", value) else int(value)
-            except ValueError:
-                raise ConfigError(f"{where} must be an integer, got {value!r}") from None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # the official num_train_epochs is a float (2.0); hub trains whole epochs
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}")
-        return value
-    if kind is float:
-        if isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}")
-        return value
-    raise AssertionError(f"unhandled field type {kind}")
+    """One json or flag value as the field's type (strings, from flags or json, are read as that type)."""
+    return coerce(_FIELD_TYPES[name], value, f"{source}: field {name!r}", text=isinstance(value, str))
 
 
 def _field_name(key, source):
     name = key.replace("-", "_")
     name = _OFFICIAL_ALIASES.get(name, name)
     if name not in _FIELD_TYPES:
-        close = difflib.get_close_matches(name, list(_FIELD_TYPES), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(sorted(_FIELD_TYPES))}"
-        raise ConfigError(f"{source}: unknown field {key!r}{hint}")
+        raise ConfigError(f"{source}: unknown field {key!r}{suggest(name, _FIELD_TYPES)}")
     return name
 
 
@@ -160,65 +119,12 @@ def apply(config: FinetuneConfig, values: dict, source: str) -> FinetuneConfig:
 def read_hparams(path) -> dict:
     """A json hparams file as a dict. A trailing comma before } or ] is tolerated, because the seed's README
     example (params_cmrc2018.json) has one; everything else must be strict JSON."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read hparams file ({e.strerror})") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: hparams file is not UTF-8 ({e.reason})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as first:
-        try:
-            data = json.loads(_strip_trailing_commas(text))
-        except json.JSONDecodeError:
-            raise ConfigError(f"{path}: line {first.lineno}: invalid JSON ({first.msg})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: hparams must be a JSON object, got {type(data).__name__}")
-    return data
-
-
-def _strip_trailing_commas(text):
-    """Remove commas directly before a closing bracket, outside strings."""
-    out, in_string, escaped = [], False, False
-    for i, char in enumerate(text):
-        if in_string:
-            out.append(char)
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char == ",":
-            rest = text[i + 1:].lstrip()
-            if rest[:1] in ("}", "]"):
-                continue
-        out.append(char)
-    return "".join(out)
+    return read_json_file(path, "hparams file", trailing_commas=True)
 
 
 def parse_flags(tokens) -> dict:
     """`--key value` / `--key=value` pairs (a bare `--flag` is true) into {key: string value}."""
-    values, i = {}, 0
-    while i < len(tokens):
-        token = tokens[i]
-        if not token.startswith("--") or len(token) < 3:
-            raise ConfigError(f"command line: expected --key value, got {token!r}")
-        key, eq, value = token[2:].partition("=")
-        if not eq:
-            if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-                value = tokens[i + 1]
-                i += 1
-            else:
-                value = "true"
-        values[key] = value
-        i += 1
-    return values
+    return {key: "true" if text is None else text for key, text in split_flags(tokens)}
 
 
 def resolve(task, hparams: Optional[dict] = None, flags: Optional[dict] = None, hparams_source="hparams",

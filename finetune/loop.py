@@ -31,7 +31,7 @@ from paddle_electra.errors import WeightsError
 from paddle_electra.fileio import (MANIFEST_NAME, atomic_folder, recover_folder, verify_manifest, write_json,
                                    write_manifest)
 
-from . import hubmodel
+from paddle_electra.hub import training as hubmodel
 
 log = logging.getLogger("finetune")
 

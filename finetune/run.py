@@ -62,7 +62,7 @@ def list_tasks():
 def model_config(spec, task):
     """The ElectraConfig of the model behind `spec`, from its config.json (building the module if needed)."""
     from paddle_electra.weights import read_config
-    from finetune import hubmodel
+    from paddle_electra.hub import training as hubmodel
     source, value = hubmodel.model_source(spec)
     folder = value if source != "name" else None
     if source == "name":
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
 
 
 def run(args, rest):
-    from paddle_electra.hubenv import prepare_hub_home
+    from paddle_electra.hub.home import prepare_hub_home
     prepare_hub_home(args.hub_home)  # before anything imports paddlehub
 
     from finetune import config as fc
@@ -162,7 +162,7 @@ def run(args, rest):
     if not args.model:
         raise ConfigError("pass --model: an installed module name, a module folder or a model directory")
     task = get_task(name)
-    from finetune.hubmodel import model_source
+    from paddle_electra.hub.training import model_source
     model_source(args.model)  # a wrong --model fails before the data is read
     if task.needs_data_dir and not args.data_dir:
         raise ConfigError(f"task {name} reads its files from --data-dir")
@@ -171,7 +171,7 @@ def run(args, rest):
     config = fc.finalize(config, task, fc.infer_model_size(model_cfg))
     check_model_limits(config, model_cfg)
     if config.load_checkpoint:
-        from finetune.hubmodel import check_checkpoint_head, module_kwargs
+        from paddle_electra.hub.training import check_checkpoint_head, module_kwargs
         check_checkpoint_head(config.load_checkpoint, module_kwargs(task, config))  # before anything is written
     output = args.output_dir or os.path.join("runs", "finetune",
                                              f"{name}-{os.path.basename(os.path.normpath(args.model))}")

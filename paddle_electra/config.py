@@ -132,14 +132,7 @@ class ElectraConfig:
     @classmethod
     def from_json(cls, path) -> "ElectraConfig":
         path = os.fspath(path)
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ConfigError(f"{path}: not valid UTF-8 JSON ({err})") from None
-        return cls.from_dict(data, source=path)
+        return cls.from_dict(fileio.read_json_file(path, "config file", require_object=False), source=path)
 
     def to_json(self, path):
         fileio.write_json(path, self.to_dict())

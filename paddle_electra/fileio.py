@@ -114,6 +114,59 @@ def read_bytes(path) -> bytes:
         raise DataError(f"cannot read file: {e.strerror}", path=path) from None
 
 
+def read_json_file(path, what="JSON file", *, trailing_commas=False, require_object=True, error=None):
+    """The parsed JSON of `path`, or one line naming the file (`error`, default ConfigError): not found, unreadable,
+    not UTF-8, invalid JSON (with its line), not an object (unless `require_object` is false). `trailing_commas`
+    tolerates a comma before } or ]: the official params_cmrc2018.json in Chinese-ELECTRA's README has one."""
+    from .errors import ConfigError
+    error = error or ConfigError
+    path = os.fspath(path)
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read {what} ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: {what} is not UTF-8 ({e.reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as first:
+        try:
+            if not trailing_commas:
+                raise
+            data = json.loads(_strip_trailing_commas(text))
+        except json.JSONDecodeError:
+            raise error(f"{path}: line {first.lineno}: invalid JSON ({first.msg})") from None
+    if require_object and not isinstance(data, dict):
+        raise error(f"{path}: {what} must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _strip_trailing_commas(text):
+    """Remove commas directly before a closing bracket, outside strings."""
+    out, in_string, escaped = [], False, False
+    for i, char in enumerate(text):
+        if in_string:
+            out.append(char)
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char == ",":
+            rest = text[i + 1:].lstrip()
+            if rest[:1] in ("}", "]"):
+                continue
+        out.append(char)
+    return "".join(out)
+
+
 def write_bytes(path, data: bytes):
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(data)

@@ -29,7 +29,6 @@ Reference: ids equal HF's slow `BertTokenizer(vocab, do_lower_case=True)`, a por
 Ids of `build_vocab` vocabularies: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4. Google's Chinese vocab has
 [PAD]=0, [UNK]=100, [CLS]=101, [SEP]=102, [MASK]=103; use the `*_token_id` attributes.
 """
-import json
 import os
 
 import numpy as np
@@ -38,7 +37,7 @@ from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
 from .errors import ConfigError, DataError, WeightsError
-from .fileio import MANIFEST_NAME, update_manifest, verify_manifest, write_json, write_text
+from .fileio import MANIFEST_NAME, read_json_file, update_manifest, verify_manifest, write_json, write_text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_NAME, CONFIG_NAME = "vocab.txt", "tokenizer_config.json"
@@ -121,13 +120,7 @@ class ElectraTokenizer:
             verify_manifest(path, WeightsError, names={VOCAB_NAME, CONFIG_NAME})
         kwargs, config_path = {}, os.path.join(path, CONFIG_NAME)
         if os.path.exists(config_path):
-            try:
-                with open(config_path, encoding="utf-8") as f:
-                    config = json.load(f)
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{config_path}: not valid UTF-8 JSON ({e})") from None
-            if not isinstance(config, dict):
-                raise ConfigError(f"{config_path}: expected a JSON object")
+            config = read_json_file(config_path, "tokenizer config")
             lower = config.get("do_lower_case", True)
             if config.get("tokenize_chinese_chars", True) is not True or \
                     config.get("strip_accents") not in (None, lower):

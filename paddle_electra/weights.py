@@ -181,8 +181,5 @@ def from_pretrained(cls, directory, **head_kwargs):
 
 
 def read_json(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read JSON ({err})") from None
+    """Any JSON file of a checkpoint (config, index, weight map); one ConfigError line when unreadable."""
+    return fileio.read_json_file(path, "JSON file", require_object=False)

@@ -18,15 +18,14 @@ temperature 1, generator = the size's preset generator (1/4 of the discriminator
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import os
-import typing
 from dataclasses import dataclass, field
 from typing import Optional
 
 from paddle_electra.config import ElectraConfig, generator_config, preset
 from paddle_electra.errors import ConfigError
+from paddle_electra.fileio import read_json_file
+from paddle_electra.runconfig import coerce, field_types, split_flags, suggest
 
 SIZES = ("small", "small-ex", "base", "large", "tiny")
 SIZE_DEFAULTS = {
@@ -110,16 +109,7 @@ class PretrainConfig:
         """Defaults, then a JSON file, then `overrides` (already typed, e.g. from parse_flags)."""
         values = {}
         if json_path:
-            try:
-                with open(json_path, encoding="utf-8") as f:
-                    data = json.load(f)
-            except OSError as e:
-                raise ConfigError(f"{json_path}: cannot read ({e.strerror})") from None
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
-                raise ConfigError(f"{json_path}: not valid UTF-8 JSON ({e})") from None
-            if not isinstance(data, dict):
-                raise ConfigError(f"{json_path}: expected a JSON object of config fields")
-            for key, value in data.items():
+            for key, value in read_json_file(json_path, "run config").items():
                 values[key] = check_value(key, value, source=json_path)
         for key, value in (overrides or {}).items():
             values[key] = check_value(key, value, source="flags")
@@ -220,103 +210,43 @@ def _apply(config: ElectraConfig, overrides: dict, what: str) -> ElectraConfig:
     known = {f.name for f in dataclasses.fields(ElectraConfig)} - {"extras"}
     for key in overrides:
         if key not in known:
-            raise ConfigError(f"field {what!r}: unknown ElectraConfig key {key!r}{_suggest(key, known)}")
+            raise ConfigError(f"field {what!r}: unknown ElectraConfig key {key!r}{suggest(key, known)}")
     try:
         return config.replace(**overrides)
     except TypeError as e:
         raise ConfigError(f"field {what!r}: {e}") from None
 
 
-def _suggest(key, known) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-_FIELDS = {f.name: f for f in dataclasses.fields(PretrainConfig)}
-_HINTS = typing.get_type_hints(PretrainConfig)
+_HINTS = field_types(PretrainConfig)
 
 
 def check_value(key: str, value, source: str):
     """Type-check one JSON value against the field's type (ints are accepted for floats)."""
-    if key not in _FIELDS:
-        raise ConfigError(f"{source}: unknown config key {key!r}{_suggest(key, _FIELDS)}")
-    hint = _HINTS[key]
-    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
-    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-    if value is None and optional:
-        return None
-    ok = (isinstance(value, bool) if base is bool else
-          isinstance(value, int) and not isinstance(value, bool) if base is int else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if base is float else
-          isinstance(value, base))
-    if not ok:
-        raise ConfigError(f"{source}: field {key!r} must be {base.__name__}{' or null' if optional else ''}, "
-                          f"got {value!r}")
-    return float(value) if base is float else value
-
-
-def _parse_text(key: str, text: str):
-    """A flag's string -> the field's type."""
-    hint = _HINTS[key]
-    optional = typing.get_origin(hint) is typing.Union and type(None) in typing.get_args(hint)
-    base = next(a for a in typing.get_args(hint) if a is not type(None)) if optional else hint
-    if optional and text.lower() in ("none", "null"):
-        return None
-    try:
-        if base is bool:
-            lowered = text.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return lowered in ("true", "1", "yes")
-        if base is int:
-            return int(text)
-        if base is float:
-            return float(text)
-        if base is dict:
-            value = json.loads(text)
-            if not isinstance(value, dict):
-                raise ValueError
-            return value
-        return text
-    except (ValueError, json.JSONDecodeError):
-        raise ConfigError(f"flag --{key.replace('_', '-')}: cannot read {text!r} as {base.__name__}") from None
+    if key not in _HINTS:
+        raise ConfigError(f"{source}: unknown config key {key!r}{suggest(key, _HINTS)}")
+    return coerce(_HINTS[key], value, f"{source}: field {key!r}")
 
 
 def parse_flags(argv) -> tuple:
     """`--key value`, `--key=value`, bare `--flag` for booleans (true) and `--resume` ("latest").
 
     Returns (config_json_path or None, {field: typed value}); dashes in keys mean underscores."""
-    config_path, values, i = None, {}, 0
-    argv = list(argv)
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or arg == "--":
-            raise ConfigError(f"unexpected argument {arg!r}; flags are --key value")
-        key, eq, text = arg[2:].partition("=")
+    config_path, values = None, {}
+    for key, text in split_flags(argv):
         key = key.replace("-", "_")
+        flag = f"--{key.replace('_', '-')}"
         if key == "config":
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise ConfigError("--config needs a JSON file path")
-                text = argv[i]
+            if text is None:
+                raise ConfigError("--config needs a JSON file path")
             config_path = text
-            i += 1
-            continue
-        if key not in _FIELDS:
-            raise ConfigError(f"unknown flag --{key.replace('_', '-')}{_suggest(key, _FIELDS)}")
-        if not eq:
-            bare = i + 1 >= len(argv) or argv[i + 1].startswith("--")
-            if bare and (_HINTS[key] is bool or key == "resume"):
-                values[key] = True if key != "resume" else "latest"
-                i += 1
-                continue
-            if bare:
-                raise ConfigError(f"flag --{key.replace('_', '-')} needs a value")
-            text = argv[i + 1]
-            i += 1
-        values[key] = _parse_text(key, text)
-        i += 1
+        elif key not in _HINTS:
+            raise ConfigError(f"unknown flag {flag}{suggest(key, _HINTS)}")
+        elif text is not None:
+            values[key] = coerce(_HINTS[key], text, f"flag {flag}", text=True)
+        elif _HINTS[key] is bool or key == "resume":  # a bare flag
+            values[key] = True if key != "resume" else "latest"
+        else:
+            raise ConfigError(f"flag {flag} needs a value")
     return config_path, values
 
 

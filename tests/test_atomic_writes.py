@@ -289,7 +289,7 @@ def finetune_checkpoints(model_dir, tmp_path_factory):
     """What finetune/loop.py leaves: best_model/model.safetensors (our checksum) and the epoch checkpoint
     epoch_N/model.pdparams|.pdopt (paddle.save, a pickle, with a sha256 manifest)."""
     from finetune.loop import save_epoch_checkpoint
-    from paddle_electra.hub_module import ElectraHubModule
+    from paddle_electra.hub.module import ElectraHubModule
     root = tmp_path_factory.mktemp("ft-ckpt")
     module = ElectraHubModule(model_dir=str(model_dir), task="seq-cls", num_classes=2)
     module.save_checkpoint(str(root / "best_model" / "model.safetensors"))
@@ -301,7 +301,7 @@ def finetune_checkpoints(model_dir, tmp_path_factory):
 @pytest.mark.parametrize("how", ["truncate", "empty", "flip-data"])
 def test_damaged_finetuning_checkpoint_is_refused_by_name(model_dir, finetune_checkpoints, tmp_path, file, how):
     from finetune.loop import latest_epoch_checkpoint, verify_epoch_checkpoint
-    from paddle_electra.hub_module import ElectraHubModule
+    from paddle_electra.hub.module import ElectraHubModule
     if file.endswith(".pdparams"):  # resuming verifies the epoch folder's manifest before paddle.load
         folder = tmp_path / "seed"
         shutil.copytree(finetune_checkpoints / "epoch_1", folder / "epoch_1")
@@ -328,7 +328,7 @@ def test_damaged_finetuning_checkpoint_is_refused_by_name(model_dir, finetune_ch
 # =====================================================================================================================
 @pytest.fixture(scope="module")
 def archive(model_dir, tmp_path_factory):
-    from converters.package import package
+    from paddle_electra.hub.package import package
     return package(str(model_dir), "chinese-electra-small", str(tmp_path_factory.mktemp("archive")),
                    allow_other_shape=True)
 
@@ -340,7 +340,7 @@ def test_damaged_module_archive_is_refused_before_install(archive, tmp_path, how
     archive fails one of them, naming the archive (or the extracted file that fails the manifest). The only damage
     that may pass is one that changes no member byte (gzip's trailer, which tarfile never reads): then every
     extracted file is the original."""
-    from paddle_electra.hubenv import check_archive, safe_extract, verify_manifest
+    from paddle_electra.hub.home import check_archive, safe_extract, verify_manifest
     path = tmp_path / os.path.basename(archive)
     shutil.copy(archive, path)
     size = os.path.getsize(path)
@@ -380,15 +380,15 @@ ATOMIC = {
     ("paddle_electra/export.py", "export_for_inference", "paddle.jit.save"): "into a temp dir, os.replace per file, "
                                                                              "the manifest removed first and written "
                                                                              "last",
-    ("paddle_electra/hubenv.py", "write_offline_config", "fileio.write_text"): "fileio.write_text",
-    ("paddle_electra/hubenv.py", "safe_extract.copy", "open"): "extracts into the caller's temp staging folder",
-    ("converters/package.py", "write_archive", "open"): "tar.gz written inside fileio.atomic_path",
-    ("converters/package.py", "write_archive", "gzip.GzipFile"): "tar.gz written inside fileio.atomic_path",
-    ("converters/package.py", "write_archive", "tarfile.open"): "tar.gz written inside fileio.atomic_path",
-    ("converters/package.py", "write_module_archive", "shutil.copyfile"): "into a temp staging folder; the archive "
-                                                                          "via write_archive",
-    ("converters/package.py", "write_module_archive", "fileio.write_text"): "into a temp staging folder; the "
-                                                                            "archive via write_archive",
+    ("paddle_electra/hub/home.py", "write_offline_config", "fileio.write_text"): "fileio.write_text",
+    ("paddle_electra/hub/home.py", "safe_extract.copy", "open"): "extracts into the caller's temp staging folder",
+    ("paddle_electra/hub/package.py", "write_archive", "open"): "tar.gz written inside fileio.atomic_path",
+    ("paddle_electra/hub/package.py", "write_archive", "gzip.GzipFile"): "tar.gz written inside fileio.atomic_path",
+    ("paddle_electra/hub/package.py", "write_archive", "tarfile.open"): "tar.gz written inside fileio.atomic_path",
+    ("paddle_electra/hub/package.py", "write_module_archive", "shutil.copyfile"):
+        "into a temp staging folder; the archive via write_archive",
+    ("paddle_electra/hub/package.py", "write_module_archive", "fileio.write_text"):
+        "into a temp staging folder; the archive via write_archive",
     ("converters/paddlenlp_weights.py", "to_paddlenlp", "paddle.save"): "inside hf.output_dir's staging folder "
                                                                         "(fileio.atomic_folder)",
     ("converters/hf.py", "write_vocab", "shutil.copyfile"): "inside hf.output_dir's staging folder "

@@ -95,3 +95,58 @@ def test_env_configure_honours_num_threads_with_and_without_sched_getaffinity(mo
         assert env.configure(num_threads=3)["OMP_NUM_THREADS"] == "3"
         monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
         assert int(env.configure()["OMP_NUM_THREADS"]) >= 1
+
+
+def test_one_typed_layer_reads_json_values_and_flag_text_alike():
+    """paddle_electra.runconfig is what PretrainConfig and FinetuneConfig share: the same field type reads the same
+    way from a JSON value and from a flag's text, in both configs."""
+    from typing import Optional
+
+    from finetune import config as fc
+    from paddle_electra.runconfig import coerce, split_flags
+    from pretrain.config import PretrainConfig, check_value, parse_flags
+
+    assert coerce(int, 2.0, "f") == 2 and coerce(int, "1e3", "f", text=True) == 1000
+    assert coerce(float, 3, "f") == 3.0 and isinstance(coerce(float, "3", "f", text=True), float)
+    assert coerce(bool, "Yes", "f", text=True) is True and coerce(Optional[str], "none", "f", text=True) is None
+    assert coerce(dict, '{"hidden_size": 64}', "f", text=True) == {"hidden_size": 64}
+    for kind, value, text, words in ((int, "1.5", True, "an integer"), (bool, "maybe", True, "true or false"),
+                                     (float, True, False, "a number"), (dict, "[1]", True, "a JSON object"),
+                                     (int, "100", False, "an integer")):  # a JSON string is not read as a number
+        with pytest.raises(ConfigError, match=f"where must be {words}"):
+            coerce(kind, value, "where", text=text)
+    assert split_flags(["--a=1", "--b", "-2", "--c"]) == [("a", "1"), ("b", "-2"), ("c", None)]
+    # the two configs agree on the same kind of field: an integer from a flag's text, an integral float from JSON
+    assert parse_flags(["--max-steps", "20"])[1] == {"max_steps": 20}
+    assert fc.resolve(fc_task(), flags=fc.parse_flags(["--num_train_epochs", "2"])).num_train_epochs == 2
+    assert check_value("max_steps", 20.0, "run.json") == 20
+    assert fc.resolve(fc_task(), {"num_train_epochs": 2.0}).num_train_epochs == 2
+    with pytest.raises(ConfigError, match=r"run.json: field 'warmup_steps' must be an integer, got '100'"):
+        check_value("warmup_steps", "100", "run.json")  # JSON has types: a string is not read as a number
+    with pytest.raises(ConfigError, match=r"unknown flag --learning-rat \(did you mean 'learning_rate'\?\)"):
+        parse_flags(["--learning-rat", "1"])
+    assert PretrainConfig.load(None, {"max_steps": 5}).max_steps == 5
+
+
+def test_json_files_are_read_by_one_reader_with_one_line_errors(tmp_path):
+    from paddle_electra.fileio import read_json_file
+    bad = tmp_path / "bad.json"
+    bad.write_text('{\n  "a": 1,\n  "b": }', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"bad.json: line 3: invalid JSON"):
+        read_json_file(bad)
+    with pytest.raises(ConfigError, match=r"missing.json: run config not found"):
+        read_json_file(tmp_path / "missing.json", "run config")
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2,]", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a JSON object, got list"):
+        read_json_file(listed, trailing_commas=True)
+    assert read_json_file(listed, trailing_commas=True, require_object=False) == [1, 2]
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"a": "\xe9"}')
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        read_json_file(latin)
+
+
+def fc_task():
+    from finetune.tasks import get_task
+    return get_task("xnli")

@@ -70,7 +70,7 @@ def test_pipeline_artifacts_exist_and_load(demo):
 
 def test_module_archive_and_installed_module(demo):
     workdir, _, _ = demo
-    from paddle_electra.hubenv import check_archive, safe_extract, verify_manifest
+    from paddle_electra.hub.home import check_archive, safe_extract, verify_manifest
     archives = list((workdir / "dist").glob("*.tar.gz"))
     assert [a.name for a in archives] == ["chinese_electra_demo-1.0.0.tar.gz"]
     info = check_archive(archives[0])
@@ -84,7 +84,7 @@ def test_module_archive_and_installed_module(demo):
     module_py = (installed / "module.py").read_text(encoding="utf-8")
     assert DEMO_AUTHOR in module_py and "ymcui" not in module_py
     # load it by name from the demo's own hub home, in a fresh process (hub reads HUB_HOME at import)
-    code = ("import sys; from paddle_electra.hubenv import prepare_hub_home; prepare_hub_home(sys.argv[1]); "
+    code = ("import sys; from paddle_electra.hub.home import prepare_hub_home; prepare_hub_home(sys.argv[1]); "
             "import paddlehub as hub; m = hub.Module(name='chinese-electra-demo', task='seq-cls', num_classes=2); "
             "print('LABELS', m.predict([['很好'], ['很差']], max_seq_len=16))")
     proc = subprocess.run([sys.executable, "-c", code, str(workdir / "hub_home")], cwd=REPO, env=env(),

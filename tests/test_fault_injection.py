@@ -87,10 +87,10 @@ elif point == "epoch-checkpoint-half-written":
     paddle.save = patched_paddle_save
 if os.environ.get("FI_HEAD_DROPOUT") is not None:
     import inspect
-    from paddle_electra.hubenv import prepare_hub_home
+    from paddle_electra.hub.home import prepare_hub_home
     # hub reads its home once, at import: set it as finetune/run.py will before hub_module imports paddlehub
     prepare_hub_home(sys.argv[sys.argv.index("--hub-home") + 1] if "--hub-home" in sys.argv else None)
-    from paddle_electra import hub_module
+    from paddle_electra.hub import module as hub_module
     init = hub_module.ElectraHubModule.__init__
     names = [n for n, p in inspect.signature(init).parameters.items() if p.default is not inspect.Parameter.empty]
     defaults = list(init.__defaults__)

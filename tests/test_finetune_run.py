@@ -142,7 +142,7 @@ def test_qa_run_writes_official_predictions(model_dir, tmp_path):
 
     # hub predict() with the run's settings returns exactly the answers the evaluation scored (one decoder:
     # paddle_electra/spans.py); the run had one epoch, so best_model is the model that wrote dev_predictions.json
-    from finetune import hubmodel
+    from paddle_electra.hub import training as hubmodel
     from finetune.tasks import get_task
     module = hubmodel.build_module(model_dir, get_task("cmrc2018").hub_kwargs(),
                                    load_checkpoint=str(out / "seed_1" / "best_model" / "model.safetensors"))
@@ -153,9 +153,9 @@ def test_qa_run_writes_official_predictions(model_dir, tmp_path):
 
 
 def test_layerwise_multipliers_reach_the_backbone_inside_the_module(model_dir):
-    from paddle_electra.hubenv import prepare_hub_home
+    from paddle_electra.hub.home import prepare_hub_home
     prepare_hub_home(os.environ["HUB_HOME"])
-    from finetune import hubmodel
+    from paddle_electra.hub import training as hubmodel
     from finetune.tasks import get_task
     module = hubmodel.build_module(model_dir, get_task("xnli").hub_kwargs())
     multiplier = hubmodel.layerwise_multiplier(module, 2, 0.8)
@@ -203,8 +203,8 @@ def test_bad_invocations_exit_2_with_a_message(model_dir, tmp_path, capsys):
 
 def test_installed_module_name_and_module_folder(model_dir, tmp_path):
     """--model as an installed PaddleHub module name (hub.Module(name=...)) and as a module folder (directory=)."""
-    from converters.package import package
-    from modules.install import install
+    from paddle_electra.hub.package import package
+    from paddle_electra.hub.install import install
     name = "chinese-legal-electra-small"  # a release no other test installs into the shared test HUB_HOME
     folder = install(package(model_dir, name, str(tmp_path / "dist"), allow_other_shape=True), os.environ["HUB_HOME"])
     data = sentiment_dir(str(tmp_path / "data"))

@@ -192,7 +192,7 @@ def test_gpu_bench_does_the_same_work_on_every_side():
 # 6 ------------------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("current, expected", [("gpu:1", 1), ("gpu:0", 0), ("cpu", 0)])
 def test_hub_module_infers_on_the_selected_gpu(monkeypatch, current, expected):
-    from paddle_electra.hub_module import ElectraHubModule
+    from paddle_electra.hub.module import ElectraHubModule
     device = {"now": current}
     monkeypatch.setattr(paddle, "is_compiled_with_cuda", lambda: True)
     monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 2)

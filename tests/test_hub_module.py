@@ -22,7 +22,7 @@ import pytest
 
 from paddle_electra import preset
 from paddle_electra.errors import ConfigError, DataError, ElectraError, WeightsError
-from paddle_electra.hubenv import (OFFLINE_SERVER, ArchiveError, check_archive, hub_server_setting,
+from paddle_electra.hub.home import (OFFLINE_SERVER, ArchiveError, check_archive, hub_server_setting,
                                    prepare_hub_home, safe_extract, verify_manifest, write_offline_config)
 from paddle_electra.releases import RELEASES, get_release, release_names
 from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer
@@ -103,13 +103,13 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def archive(model_dir, tmp_path_factory):
-    from converters.package import package
+    from paddle_electra.hub.package import package
     return package(model_dir, NAME, str(tmp_path_factory.mktemp("dist")), allow_other_shape=True)
 
 
 @pytest.fixture(scope="module")
 def installed(hub_home, archive):
-    from modules.install import install
+    from paddle_electra.hub.install import install
     return install(archive, hub_home)
 
 
@@ -165,7 +165,7 @@ def test_hub_reads_the_module_info_of_every_folder(hub):
 
 # ---- packaging -----------------------------------------------------------------------------------------------
 def test_archive_layout_is_one_folder_and_reproducible(model_dir, archive, tmp_path):
-    from converters.package import package
+    from paddle_electra.hub.package import package
     with tarfile.open(archive) as tar:
         names = sorted(tar.getnames())
     top = "chinese_electra_small"
@@ -185,7 +185,7 @@ def test_archive_layout_is_one_folder_and_reproducible(model_dir, archive, tmp_p
 
 def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
     import shutil
-    from converters.package import main, package
+    from paddle_electra.hub.package import main, package
     broken = tmp_path / "broken"
     shutil.copytree(model_dir, broken)
     weights = broken / "model.safetensors"
@@ -213,8 +213,8 @@ def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
 def test_packager_takes_your_own_model_under_its_own_name(model_dir, hub_home, hub, tmp_path):
     """Any model directory packages under a name of its own with --description (pretrain/demo.py's module is built
     this way); the summary's shape and parameter count come from the directory, and it installs and loads."""
-    from converters.package import main, package
-    from modules.install import install
+    from paddle_electra.hub.package import main, package
+    from paddle_electra.hub.install import install
     from paddle_electra.weights import load_safetensors, parameter_count, read_config
     from paddlehub.module.module import Module
     archive = package(model_dir, "my-electra-tiny", str(tmp_path / "dist"), version="1.0.0",
@@ -346,7 +346,7 @@ def test_label_map_conventions(hub, installed):
 
 
 def test_chunk_tags_for_f1_follow_hubs_suffix_flag():
-    from paddle_electra.hub_module import _chunk_tags
+    from paddle_electra.hub.module import _chunk_tags
     assert _chunk_tags({0: "O", 1: "B-LOC", 2: "I-LOC"}, False) == ["O", "B-LOC", "I-LOC"]
     assert _chunk_tags({0: "O", 1: "LOC-B", 2: "LOC-I"}, True) == ["O", "B-LOC", "I-LOC"]
     assert _chunk_tags({0: "O", 1: "LOC-B"}, False) is None  # not chunk tags: no F1, accuracy only
@@ -503,7 +503,7 @@ def test_bad_inputs_give_clear_errors(hub, installed):
     with pytest.raises(ConfigError, match="no training objective"):
         module(hub).training_step([paddle.to_tensor([[2, 3]])], 0)
     with pytest.raises(ConfigError, match="no model directory"):
-        from paddle_electra.hub_module import ElectraHubModule
+        from paddle_electra.hub.module import ElectraHubModule
         ElectraHubModule(task="seq-cls")
     with pytest.raises(ConfigError, match="pooling='mean' is a seq-cls option"):
         module(hub, task="token-cls", pooling="mean")
@@ -633,7 +633,7 @@ def test_malicious_zip_archives_are_refused(tmp_path):
 
 
 def test_install_wrapper_refuses_traversal_and_tampered_archives(hub, hub_home, archive, tmp_path):
-    from modules.install import main
+    from paddle_electra.hub.install import main
     evil = _tar(tmp_path / "evil.tar.gz", [("chinese_electra_small/module.py", "file", MODULE_PY),
                                            ("chinese_electra_small/../../../escaped.txt", "file", b"x")])
     before = set(os.listdir(os.path.join(hub_home, "modules")))
@@ -713,7 +713,7 @@ def test_hub_calls_home_without_the_offline_config(archive, tmp_path):
     """Control for the test above: with hub's default server setting, loading a module reaches for the network."""
     load = "import sys, paddlehub as hub; hub.Module(directory=sys.argv[1])"
     # prepare_hub_home after paddlehub is imported (same home) switches the running hub's server setting too
-    late = ("import os, sys, paddlehub as hub; from paddle_electra.hubenv import prepare_hub_home; "
+    late = ("import os, sys, paddlehub as hub; from paddle_electra.hub.home import prepare_hub_home; "
             "prepare_hub_home(os.environ['HUB_HOME']); hub.Module(directory=sys.argv[1])")
     trap = _ProxyTrap()
     extracted = safe_extract(archive, str(tmp_path / "x"))

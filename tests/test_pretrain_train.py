@@ -80,7 +80,7 @@ def test_config_precedence_and_types(tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["--data", "d", "--output-dir", "o", "--learning-rat", "1"], "did you mean 'learning_rate'"),
-    (["--data", "d", "--output-dir", "o", "--max-steps", "1.5"], "as int"),
+    (["--data", "d", "--output-dir", "o", "--max-steps", "1.5"], "must be an integer or null, got '1.5'"),
     (["--data", "d", "--output-dir", "o", "--size", "huge"], "size"),
     (["--data", "d", "--output-dir", "o", "--discriminator", '{"hiden_size": 3}'], "hidden_size"),
     (["--data", "d"], "output_dir"),

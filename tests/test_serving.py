@@ -19,7 +19,7 @@ import time
 import numpy as np
 import pytest
 
-from paddle_electra.hubenv import prepare_hub_home
+from paddle_electra.hub.home import prepare_hub_home
 
 _spec = importlib.util.spec_from_file_location("_hub_test_helpers",
                                                os.path.join(os.path.dirname(__file__), "test_hub_module.py"))
@@ -32,8 +32,8 @@ NAME, SENTENCES, REPO = helpers.NAME, helpers.SENTENCES, helpers.REPO
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     home = prepare_hub_home(os.environ["HUB_HOME"])
-    from converters.package import package
-    from modules.install import install
+    from paddle_electra.hub.package import package
+    from paddle_electra.hub.install import install
     model_dir = helpers.build_model_dir(str(tmp_path_factory.mktemp("serve-model")))
     archive = package(model_dir, NAME, str(tmp_path_factory.mktemp("serve-dist")), allow_other_shape=True)
     install(archive, home)
@@ -124,7 +124,7 @@ def test_hub_serving_app_answers_on_loopback(installed, no_network):
 @pytest.fixture(scope="module")
 def our_server(installed):
     import paddlehub as hub
-    from modules.serve import make_server
+    from paddle_electra.hub.serve import make_server
     modules = {
         "seq": hub.Module(name=NAME, task="seq-cls", label_map={0: "negative", 1: "positive"}),
         "match": hub.Module(name=NAME, task="text-matching"),
@@ -209,7 +209,7 @@ def test_our_server_limits_and_routes(our_server):
 
 
 def test_batcher_isolates_a_failing_request(our_server):
-    from modules.serve import Batcher, RequestError, _Job
+    from paddle_electra.hub.serve import Batcher, RequestError, _Job
     modules = our_server[1]
     batcher = Batcher("match", modules["match"], max_batch=8)
     try:
@@ -324,7 +324,7 @@ def test_serve_cli_loopback_load_200_requests(installed, tmp_path):
 @pytest.mark.slow
 def test_serve_cli_loopback_load_2000_requests_small_shape(tmp_path):
     """2,000 requests, 20 clients, a chinese-electra-small-shaped model in its own hub home (installed by the CLI)."""
-    from converters.package import package
+    from paddle_electra.hub.package import package
     home = str(tmp_path / "hub")
     model_dir = helpers.build_model_dir(str(tmp_path / "model"), size="small")
     archive = package(model_dir, NAME, str(tmp_path / "dist"), allow_other_shape=True)

@@ -22,8 +22,8 @@ import tarfile
 import zipfile
 import zlib
 
-from .errors import ElectraError
-from . import fileio
+from ..errors import ElectraError
+from .. import fileio
 
 OFFLINE_SERVER = "http://127.0.0.1:9"  # port 9 (discard): nothing listens, a connection is refused at once
 MANIFEST_NAME, MODULE_FORMAT = fileio.MANIFEST_NAME, "paddle-electra-module/1"

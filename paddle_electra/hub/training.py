@@ -3,7 +3,7 @@ multiplier over its parameter names and a batch predictor for the evaluation pas
 
 `--model` is one of: a model directory (config.json + model.safetensors + vocab.txt; built as ElectraHubModule
 without installing anything), a PaddleHub module folder (holding module.py: `hub.Module(directory=...)`), or the name
-of an installed module (`hub.Module(name=...)`, e.g. chinese-electra-small). Call `paddle_electra.hubenv.
+of an installed module (`hub.Module(name=...)`, e.g. chinese-electra-small). Call `paddle_electra.hub.home.
 prepare_hub_home()` before this module imports paddlehub (run.py does).
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def model_source(spec: str):
 def check_installed(name: str):
     """A module name must be installed in the hub home: otherwise hub would ask its server (an offline
     ServerConnectionError traceback here); say in one line how to get it instead."""
-    from paddle_electra.hubenv import default_hub_home
+    from paddle_electra.hub.home import default_hub_home
     home = default_hub_home()
     if not os.path.isdir(os.path.join(home, "modules", name.replace("-", "_"))):
         raise ConfigError(f"--model {name}: no such module installed in {home} (HUB_HOME). Get it with `python -m "
@@ -84,7 +84,7 @@ def build_module(spec: str, hub_kwargs: dict, load_checkpoint=None):
     if source == "name":
         check_installed(value)
     if source == "model_dir":
-        from paddle_electra.hub_module import ElectraHubModule
+        from paddle_electra.hub.module import ElectraHubModule
         module = ElectraHubModule(model_dir=value, **kwargs)
     else:
         import paddlehub as hub
