@@ -31,6 +31,11 @@ from bench import common, corpus, shapes
 CHECK_N = 16  # sentences whose outputs every path returns for the equality checks
 ATOL = 2e-4
 BF16_ATOL = 0.1  # bfloat16 keeps 8 bits of mantissa: logits of the opt-in bf16 paths are checked against this
+INT8_ATOL = 0.1  # int8 weights (one scale per matrix) and per-call uint8 activations: the int8 paths' bound
+
+
+def tolerance(path: str) -> float:
+    return BF16_ATOL if path.endswith("bf16") else INT8_ATOL if path.endswith("int8") else ATOL
 
 
 def encodings(n: int, seed: int = 0):
@@ -77,7 +82,7 @@ def prepare(spec):
     save_safetensors({f"model.{k}": v for k, v in state_dict_numpy(model).items()}, spec["hub_checkpoint"])
     t0 = time.perf_counter()
     try:
-        export_for_inference(model, spec["export_dir"], onnx=True)
+        export_for_inference(model, spec["export_dir"], onnx=True, int8=True)
     except Exception as e:  # noqa: BLE001  (reported in the table; the dygraph rows still run)
         return {"export_error": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"}
     return {"export_s": time.perf_counter() - t0}
@@ -92,7 +97,7 @@ def load_ours(model_dir):
 
 def build(impl, spec):
     """(runner(ids, types, mask) -> logits, backbone_cls(ids, types, mask) -> [B, H] or None)."""
-    if impl in ("ours-dygraph", "ours-exported", "ours-onnx", "ours-exported-bf16"):
+    if impl in ("ours-dygraph", "ours-exported", "ours-onnx", "ours-onnx-int8", "ours-exported-bf16"):
         import paddle
         from paddle_electra.export import DygraphRunner, InferenceRunner, OnnxRunner
         model = load_ours(spec["model_dir"])
@@ -104,6 +109,7 @@ def build(impl, spec):
         runner = {"ours-dygraph": lambda: DygraphRunner(model),
                   "ours-exported": lambda: InferenceRunner(spec["export_dir"]),
                   "ours-onnx": lambda: OnnxRunner(spec["export_dir"]),
+                  "ours-onnx-int8": lambda: OnnxRunner(spec["export_dir"], precision="int8"),
                   "ours-exported-bf16": lambda: InferenceRunner(spec["export_dir"], precision="bf16")}[impl]()
         return runner, cls_state
     if impl == "paddlenlp":
@@ -128,7 +134,7 @@ def build(impl, spec):
                 return model.electra(paddle.to_tensor(ids), paddle.to_tensor(types))[:, 0].numpy()
 
         return run, cls_state
-    if impl in ("hf", "hf-bf16"):
+    if impl in ("hf", "hf-bf16", "hf-int8"):
         import contextlib
         import torch
         from transformers import ElectraConfig, ElectraForSequenceClassification
@@ -142,6 +148,8 @@ def build(impl, spec):
         if result.unexpected_keys or any(not k.startswith("classifier.") for k in result.missing_keys):
             raise RuntimeError(f"HF weight map: {result}")
         model.eval()
+        if impl == "hf-int8":  # PyTorch's own dynamic int8: every nn.Linear, activations quantized per call
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
         def autocast():
             if impl == "hf-bf16":
@@ -162,10 +170,12 @@ def build(impl, spec):
     raise ValueError(impl)
 
 
-def hub_module(fast: bool, model_dir, checkpoint):
-    """The PaddleHub module with its default exported-predictor path of predict() (fast) or with it switched off."""
+def hub_module(impl: str, model_dir, checkpoint):
+    """The PaddleHub module: its default predict() (exported model, precision "auto"), the fp32 exported path, or
+    dygraph (fast_inference=False)."""
     from paddle_electra.hub.module import ElectraHubModule
-    return ElectraHubModule(task="seq-cls", model_dir=model_dir, load_checkpoint=checkpoint, fast_inference=fast)
+    kwargs = {"hub": {"fast_inference": False}, "hub-fast": {}, "hub-fast-fp32": {"precision": "fp32"}}[impl]
+    return ElectraHubModule(task="seq-cls", model_dir=model_dir, load_checkpoint=checkpoint, **kwargs)
 
 
 def worker(spec: dict) -> dict:
@@ -176,9 +186,13 @@ def worker(spec: dict) -> dict:
     result = {}
     if impl.startswith("hub"):
         t0 = time.perf_counter()
-        module = hub_module(impl == "hub-fast", spec["model_dir"], spec["hub_checkpoint"])
+        module = hub_module(impl, spec["model_dir"], spec["hub_checkpoint"])
         data = [[t] for t in texts]
-        module.predict(data[:64], max_seq_len=128, batch_size=batch_size)  # first call (the fast path exports)
+        # first call: the fast path exports (and precision "auto" checks int8 against fp32 on these 64 rows)
+        module.predict(data[:64], max_seq_len=128, batch_size=batch_size)
+        predictor = getattr(module, "_predictor", None)
+        result["hub_path"] = getattr(predictor, "choice", None) or getattr(predictor, "precision", None) or \
+            (type(predictor).__name__ if predictor is not None else "dygraph")
         result["first_call_s"] = time.perf_counter() - t0
         outputs = {}
 
@@ -213,6 +227,7 @@ CASES = [  # (impl, mode, env, label)
     ("ours-dygraph", "bucketed", "ours", "paddle_electra dygraph (bucketed)"),
     ("ours-exported", "bucketed", "ours", "paddle_electra exported predictor, oneDNN (bucketed)"),
     ("ours-onnx", "bucketed", "ours", "paddle_electra ONNX Runtime (bucketed)"),
+    ("ours-onnx-int8", "bucketed", "ours", "paddle_electra ONNX Runtime int8, dynamic quantization (bucketed)"),
     ("paddlenlp", "padded128", "shipped", "PaddleNLP dygraph, padded to 128 (as shipped)"),
     ("paddlenlp", "padded128", "ours", "PaddleNLP dygraph, padded to 128 (our env)"),
     ("paddlenlp", "bucketed", "ours", "PaddleNLP dygraph (bucketed, our env)"),
@@ -220,8 +235,10 @@ CASES = [  # (impl, mode, env, label)
     ("hf", "padded128", "shipped", "HF torch eager, padded to 128"),
     ("ours-exported-bf16", "bucketed", "ours", "opt-in bf16: paddle_electra exported predictor, oneDNN bf16"),
     ("hf-bf16", "bucketed", "shipped", "opt-in bf16: HF torch eager, autocast bf16"),
+    ("hf-int8", "bucketed", "shipped", "HF torch eager, dynamic int8 (quantize_dynamic of nn.Linear, bucketed)"),
     ("hub", "predict", "ours", "PaddleHub module predict(), dygraph"),
-    ("hub-fast", "predict", "ours", "PaddleHub module predict(), exported-predictor fast path"),
+    ("hub-fast-fp32", "predict", "ours", "PaddleHub module predict(precision='fp32'), exported fp32"),
+    ("hub-fast", "predict", "ours", "PaddleHub module predict(), default (exported, precision 'auto')"),
 ]
 
 
@@ -229,12 +246,14 @@ def plan(level: str):
     """(batch, sentences, warmup, repeats, (impl, mode) pairs skipped); each pass is capped at ~40 s of repeats."""
     if level == "quick":
         light = {("hf", "padded128"), ("paddlenlp", "bucketed"), ("hub", "predict"), ("hub-fast", "predict"),
-                 ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed")}
+                 ("hub-fast-fp32", "predict"), ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed"),
+                 ("hf-int8", "bucketed")}
         return [(32, 64, 0, 2, light), (1, 16, 0, 2, light | {("paddlenlp", "padded128"), ("ours-onnx", "bucketed")})]
     if level == "long":
         return [(32, 512, 0, 3, set()), (1, 128, 0, 3, set())]
     return [(32, 256, 0, 3, set()),
-            (1, 64, 0, 3, {("hf", "padded128"), ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed")})]
+            (1, 64, 0, 3, {("hf", "padded128"), ("ours-exported-bf16", "bucketed"), ("hf-bf16", "bucketed"),
+                           ("hub-fast-fp32", "predict")})]
 
 
 def run(level: str) -> dict:
@@ -244,7 +263,8 @@ def run(level: str) -> dict:
                  "hub_checkpoint": os.path.join(tmp, "hub_checkpoint.safetensors")}
         common.log("[inference] preparing model and export ...")
         prep = common.run_worker("bench.inference", {"kind": "prepare", **paths}, "ours")
-        needs_export = ("ours-exported", "ours-onnx", "hub-fast", "ours-exported-bf16")
+        needs_export = ("ours-exported", "ours-onnx", "ours-onnx-int8", "hub-fast", "hub-fast-fp32",
+                        "ours-exported-bf16")
         for batch, n, warmup, repeats, skip in plan(level):
             results = {}
             for impl, mode, env, label in CASES:
@@ -270,7 +290,8 @@ def run(level: str) -> dict:
                 results[(impl, mode, env)] = r
                 rows.append({**base, "sentences_per_s": r["sentences_per_s"], "pass_s": r["median_s"],
                              "spread": common.spread(r), "peak_rss_mb": r["peak_rss_mb"], "n": n,
-                             "mean_tokens": r["mean_tokens"], "first_call_s": r.get("first_call_s")})
+                             "mean_tokens": r["mean_tokens"], "first_call_s": r.get("first_call_s"),
+                             "hub_path": r.get("hub_path")})
                 common.log(f"    {r['sentences_per_s']:.1f} sentences/s")
             checks += check_outputs(results, batch)
     return {"rows": rows, "checks": checks, "export_s": prep.get("export_s"), "export_error": prep.get("export_error"),
@@ -293,21 +314,23 @@ def check_outputs(results: dict, batch: int) -> list:
     out = []
     logits = np.asarray(ref["check_logits"])
     for key, r in results.items():
-        if key[0] in ("ours-exported", "ours-onnx", "ours-exported-bf16"):
+        if key[0] in ("ours-exported", "ours-onnx", "ours-onnx-int8", "ours-exported-bf16"):
             diff = float(np.abs(np.asarray(r["check_logits"]) - logits).max())
-            tol = BF16_ATOL if key[0].endswith("bf16") else ATOL
+            tol = tolerance(key[0])
             out.append({"batch": batch, "path": key[0], "what": "logits", "max_abs_diff": diff, "ok": diff <= tol,
                         "tol": tol})
-        if "check_cls" in r and key[0] in ("paddlenlp", "hf", "hf-bf16") and "check_cls" in ref:
+        if "check_cls" in r and key[0] in ("paddlenlp", "hf", "hf-bf16", "hf-int8") and "check_cls" in ref:
             diff = float(np.abs(np.asarray(r["check_cls"]) - np.asarray(ref["check_cls"])).max())
-            tol = BF16_ATOL if key[0].endswith("bf16") else ATOL
+            tol = tolerance(key[0])
             out.append({"batch": batch, "path": f"{key[0]} ({key[1]}, {key[2]})", "what": "[CLS] state",
                         "max_abs_diff": diff, "ok": diff <= tol, "tol": tol})
         if "check_probs" in r:
             e = np.exp(logits - logits.max(-1, keepdims=True))
             diff = float(np.abs(np.asarray(r["check_probs"]) - e / e.sum(-1, keepdims=True)).max())
-            out.append({"batch": batch, "path": key[0], "what": "probabilities", "max_abs_diff": diff,
-                        "ok": diff <= ATOL, "tol": ATOL})
+            path = r.get("hub_path") or ""
+            tol = tolerance(path)
+            out.append({"batch": batch, "path": f"{key[0]} ({path})" if path else key[0], "what": "probabilities",
+                        "max_abs_diff": diff, "ok": diff <= tol, "tol": tol})
     return out
 
 
@@ -322,7 +345,8 @@ def table(rows, checks) -> str:
             if "error" in r:
                 body.append([r["label"], "failed: " + r["error"][:60], "-", "-", "-"])
                 continue
-            body.append([r["label"], r["sentences_per_s"], common.ratio(exported, r["sentences_per_s"]),
+            label = r["label"] + (f" -> runs {r['hub_path']}" if r.get("hub_path") else "")
+            body.append([label, r["sentences_per_s"], common.ratio(exported, r["sentences_per_s"]),
                          r["peak_rss_mb"], f"{100 * r['spread']:.0f}%"])
         n = next((r["n"] for r in case if "n" in r), "?")
         mean = next((r["mean_tokens"] for r in case if "mean_tokens" in r), None)

@@ -5,7 +5,8 @@ forward several times faster than dygraph; onnxruntime is similar. Most of the r
 padding, so `predict_bucketed` sorts texts by length and pads each batch only to its own longest member.
 
 An export directory holds `inference.json` + `inference.pdiparams` (paddle.jit.save, PIR format), optionally
-`model.onnx`, and `export.json` (written last: a directory without it is incomplete). Inputs are int64 [B, L] with
+`model.onnx` (and its int8 form `model.int8.onnx`: weights of every matmul with a constant operand in int8,
+activations quantized per call, ONNX Runtime's dynamic quantization), and `export.json` (written last: a directory without it is incomplete). Inputs are int64 [B, L] with
 dynamic B and L, named after the model's forward arguments.
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .errors import ConfigError, WeightsError
 from .fileio import write_json
 
 MODEL_FILE, PARAMS_FILE, ONNX_FILE, MANIFEST_FILE = "inference.json", "inference.pdiparams", "model.onnx", "export.json"
+INT8_ONNX_FILE = "model.int8.onnx"
+ONNX_PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 FORMAT = "paddle-electra-export/1"
 
 
@@ -44,10 +47,11 @@ def forward_input_names(model) -> List[str]:
 
 
 def export_for_inference(model, out_dir, input_names: Optional[Sequence[str]] = None, onnx: bool = False,
-                         opset: int = 17) -> Dict[str, str]:
+                         opset: int = 17, int8: bool = False) -> Dict[str, str]:
     """Trace `model` (eval mode) into a static graph with dynamic batch and length and save it to `out_dir`.
 
-    Returns the paths written: model, params, manifest (and onnx when `onnx`). The model's own mode and forward are
+    Returns the paths written: model, params, manifest (and onnx when `onnx`, onnx_int8 when `int8`, which implies
+    `onnx`). The model's own mode and forward are
     restored afterwards. Files are written into a temp folder beside `out_dir` and moved in; export.json goes last."""
     import paddle
 
@@ -73,12 +77,15 @@ def export_for_inference(model, out_dir, input_names: Optional[Sequence[str]] = 
         for name in (MODEL_FILE, PARAMS_FILE):
             os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
         paths = {"model": os.path.join(out_dir, MODEL_FILE), "params": os.path.join(out_dir, PARAMS_FILE)}
-        if onnx:
+        if onnx or int8:
             paths["onnx"] = export_onnx(out_dir, opset=opset)
+        if int8:
+            paths["onnx_int8"] = quantize_onnx(out_dir)
         config = getattr(model, "config", None)
         manifest = {"format": FORMAT, "model_class": type(model).__name__, "inputs": names, "outputs": outputs,
                     "config": config.to_dict() if hasattr(config, "to_dict") else None,
-                    "num_labels": getattr(model, "num_labels", None), "onnx": ONNX_FILE if onnx else None}
+                    "num_labels": getattr(model, "num_labels", None), "onnx": ONNX_FILE if onnx or int8 else None,
+                    "onnx_int8": INT8_ONNX_FILE if int8 else None}
         paths["manifest"] = manifest_path
         write_json(manifest_path, manifest)
         return paths
@@ -125,6 +132,106 @@ def export_onnx(export_dir, onnx_path=None, opset: int = 17) -> str:
         paddle2onnx.export(os.path.join(export_dir, MODEL_FILE), os.path.join(export_dir, PARAMS_FILE), tmp,
                            opset_version=opset, optimize_tool="onnxoptimizer", enable_onnx_checker=True)
     return onnx_path
+
+
+def quantize_onnx(export_dir, out_path=None) -> str:
+    """int8 form of an export's model.onnx (dynamic quantization): the weight operand of every MatMul stored as int8
+    with one symmetric scale per output column, activations quantized to uint8 per call (DynamicQuantizeLinear ->
+    MatMulInteger -> Cast -> Mul by the two scales; ONNX Runtime fuses the chain into one kernel, with VNNI /
+    AMX-INT8 code on CPUs that have them). Attention's two matmuls (no constant operand), LayerNorm, softmax and the
+    embeddings stay fp32. Returns the path (written atomically; default `model.int8.onnx` beside model.onnx).
+
+    Written here rather than with onnxruntime.quantization: that package imports torch and ml_dtypes when they are
+    installed (seconds and ~300 MB in a serving process), and it quantizes only initializers, while paddle2onnx
+    writes weights as Constant nodes (weights_as_initializers moves them first)."""
+    import onnx
+    from .fileio import atomic_path
+
+    export_dir = os.fspath(export_dir)
+    source = os.path.join(export_dir, ONNX_FILE)
+    if not os.path.isfile(source):
+        raise WeightsError(f"{source}: ONNX model not found (export with onnx=True first)")
+    out_path = os.fspath(out_path or os.path.join(export_dir, INT8_ONNX_FILE))
+    model = onnx.load(source)
+    weights_as_initializers(model.graph)
+    quantize_weight_matmuls(model.graph)
+    with atomic_path(out_path) as target:
+        onnx.save(model, target)
+    return out_path
+
+
+def quantize_weight_matmuls(graph) -> int:
+    """Replace every MatMul whose second operand is a 2-D float initializer W [K, N] by the dynamic int8 chain:
+    x -> DynamicQuantizeLinear -> (x_q uint8, x_scale, x_zero) ; MatMulInteger(x_q, W_q, x_zero, 0) -> int32 ->
+    Cast float -> Mul (x_scale * w_scale[N]). W_q = round(W / w_scale) in [-127, 127], w_scale = max|W[:, n]| / 127
+    (symmetric, so W's zero point is 0). Returns how many MatMuls were replaced. In place."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = {t.name: t for t in graph.initializer}
+    nodes, replaced = [], 0
+    for node in graph.node:
+        tensor = weights.get(node.input[1]) if node.op_type == "MatMul" else None
+        if tensor is None or len(tensor.dims) != 2 or tensor.data_type != TensorProto.FLOAT:
+            nodes.append(node)
+            continue
+        w = numpy_helper.to_array(tensor)
+        scale = np.abs(w).max(axis=0) / 127.0
+        scale[scale == 0] = 1.0  # an all-zero column quantizes to zeros under any scale
+        stem = f"{node.output[0]}.int8"
+        graph.initializer.extend([
+            numpy_helper.from_array(np.clip(np.rint(w / scale), -127, 127).astype(np.int8), stem + ".w"),
+            numpy_helper.from_array(scale.astype(np.float32), stem + ".w_scale"),
+            numpy_helper.from_array(np.array(0, dtype=np.int8), stem + ".w_zero")])
+        x = node.input[0]
+        nodes += [
+            helper.make_node("DynamicQuantizeLinear", [x], [stem + ".x", stem + ".x_scale", stem + ".x_zero"]),
+            helper.make_node("MatMulInteger", [stem + ".x", stem + ".w", stem + ".x_zero", stem + ".w_zero"],
+                             [stem + ".acc"]),
+            helper.make_node("Cast", [stem + ".acc"], [stem + ".acc_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", [stem + ".x_scale", stem + ".w_scale"], [stem + ".scale"]),
+            helper.make_node("Mul", [stem + ".acc_f", stem + ".scale"], [node.output[0]])]
+        replaced += 1
+    used = {name for n in nodes for name in n.input}
+    kept = [t for t in graph.initializer if t.name in used or t.name not in weights]  # drop the fp32 weights
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return replaced
+
+
+def weights_as_initializers(graph) -> int:
+    """Move the tensors of Constant nodes into graph initializers (same names) and let the readers of an Identity of
+    an initializer read the initializer itself; returns how many Constant nodes were moved. In place."""
+    import onnx
+
+    initializers = {t.name for t in graph.initializer}
+    kept, moved = [], 0
+    for node in graph.node:
+        if node.op_type == "Constant" and len(node.attribute) == 1 and node.attribute[0].name == "value":
+            tensor = onnx.TensorProto()
+            tensor.CopyFrom(node.attribute[0].t)
+            tensor.name = node.output[0]
+            graph.initializer.append(tensor)
+            initializers.add(tensor.name)
+            moved += 1
+        else:
+            kept.append(node)
+    graph_outputs = {o.name for o in graph.output}
+    alias, nodes = {}, []
+    for node in kept:
+        if node.op_type == "Identity" and node.input[0] in initializers and node.output[0] not in graph_outputs:
+            alias[node.output[0]] = node.input[0]
+        else:
+            nodes.append(node)
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            while name in alias:
+                name = alias[name]
+            node.input[i] = name
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return moved
 
 
 # ---- runners: the same call on every backend: runner(*int64 arrays) -> array or tuple of arrays ------------------
@@ -177,16 +284,21 @@ def bf16_supported() -> bool:
 
 
 class OnnxRunner:
-    """onnxruntime CPU session over `model.onnx` of an export directory (or an .onnx path)."""
+    """onnxruntime CPU session over `model.onnx` (precision "fp32") or `model.int8.onnx` ("int8") of an export
+    directory, or over an .onnx path."""
 
-    def __init__(self, path, num_threads: Optional[int] = None):
+    def __init__(self, path, num_threads: Optional[int] = None, precision: str = "fp32"):
         import onnxruntime as ort
 
+        if precision not in ONNX_PRECISIONS:
+            raise ConfigError(f"precision must be one of {sorted(ONNX_PRECISIONS)}, got {precision!r}")
         path = os.fspath(path)
         if os.path.isdir(path):
-            path = os.path.join(path, ONNX_FILE)
+            path = os.path.join(path, ONNX_PRECISIONS[precision])
         if not os.path.exists(path):
-            raise WeightsError(f"{path}: ONNX model not found (export with onnx=True or call export_onnx)")
+            raise WeightsError(f"{path}: ONNX model not found (export with onnx=True / int8=True, or call export_onnx "
+                               f"/ quantize_onnx)")
+        self.precision = precision
         options = ort.SessionOptions()
         options.intra_op_num_threads = _num_threads(num_threads)
         options.inter_op_num_threads = 1
@@ -200,6 +312,43 @@ class OnnxRunner:
         feed = {name: np.ascontiguousarray(a, dtype=np.int64) for name, a in zip(self.input_names, arrays)}
         outs = self.session.run(None, feed)
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class GatedRunner:
+    """The int8 runner once it agrees with the fp32 runner, else the fp32 runner.
+
+    Until `check_rows` rows have gone through, every call runs both and returns the fp32 outputs; the argmax over the
+    last axis of every output (class of a sentence or token, start or end of an answer) is compared, over the rows'
+    real tokens where an output has one value per token (the attention mask is the third input of each text).
+    Then `choice` becomes "int8" if the share of equal argmaxes is at least `min_agreement`, else "fp32", and
+    later calls run that runner alone. `on_choice(choice, agreement, compared, rows)` is called once, when it is
+    made (compared: argmaxes compared, rows: rows that went through both)."""
+
+    def __init__(self, fp32, int8, check_rows: int = 64, min_agreement: float = 0.99, on_choice=None):
+        self.fp32, self.int8, self.check_rows, self.min_agreement = fp32, int8, check_rows, min_agreement
+        self.on_choice = on_choice
+        self.choice, self.agreement, self.compared, self._equal, self._rows = None, None, 0, 0, 0
+
+    def __call__(self, *arrays):
+        if self.choice == "int8":
+            return self.int8(*arrays)
+        if self.choice == "fp32":
+            return self.fp32(*arrays)
+        want, got = self.fp32(*arrays), self.int8(*arrays)
+        mask = np.asarray(arrays[2]).astype(bool) if len(arrays) >= 3 else None
+        for a, b in zip(want if isinstance(want, tuple) else (want,), got if isinstance(got, tuple) else (got,)):
+            same = np.argmax(a, axis=-1) == np.argmax(b, axis=-1)
+            if mask is not None and same.shape == mask.shape:  # one value per token: padding does not count
+                same = same[mask]
+            self._equal += int(same.sum())
+            self.compared += int(same.size)
+        self._rows += len(arrays[0])
+        if self._rows >= self.check_rows:
+            self.agreement = self._equal / max(1, self.compared)
+            self.choice = "int8" if self.agreement >= self.min_agreement else "fp32"
+            if self.on_choice is not None:
+                self.on_choice(self.choice, self.agreement, self.compared, self._rows)
+        return want
 
 
 class DygraphRunner:

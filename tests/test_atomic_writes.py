@@ -380,6 +380,7 @@ ATOMIC = {
     ("paddle_electra/export.py", "export_for_inference", "paddle.jit.save"): "into a temp dir, os.replace per file, "
                                                                              "the manifest removed first and written "
                                                                              "last",
+    ("paddle_electra/export.py", "quantize_onnx", "onnx.save"): "onnx.save into fileio.atomic_path's temp",
     ("paddle_electra/hub/home.py", "write_offline_config", "fileio.write_text"): "fileio.write_text",
     ("paddle_electra/hub/home.py", "safe_extract.copy", "open"): "extracts into the caller's temp staging folder",
     ("paddle_electra/hub/package.py", "write_archive", "open"): "tar.gz written inside fileio.atomic_path",

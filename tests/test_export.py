@@ -10,8 +10,8 @@ import paddle
 
 from paddle_electra import preset
 from paddle_electra.errors import ConfigError, WeightsError
-from paddle_electra.export import (DygraphRunner, InferenceRunner, OnnxRunner, export_for_inference, length_buckets,
-                                   pad_rows, predict_bucketed, read_manifest)
+from paddle_electra.export import (DygraphRunner, GatedRunner, InferenceRunner, OnnxRunner, export_for_inference,
+                                   length_buckets, pad_rows, predict_bucketed, quantize_onnx, read_manifest)
 from paddle_electra.modeling import ElectraForQuestionAnswering, ElectraForSequenceClassification
 
 ATOL = 1e-4
@@ -106,6 +106,63 @@ def test_bf16_predictor_is_close(seqcls_export):
     assert np.abs(got - reference).max() < 0.1  # bf16 keeps 8 bits of mantissa
     with pytest.raises(ConfigError, match="precision"):
         InferenceRunner(out, precision="fp16")
+
+
+def test_int8_model_quantizes_every_weight_matmul_and_stays_close(seqcls_export, tmp_path):
+    """paddle2onnx keeps weights in Constant nodes; quantize_onnx must still find every weight matrix (one per
+    nn.Linear: fused QKV, attention output, the FFN's two, the head), leave attention's two activation-by-activation
+    matmuls per layer in fp32, and compute nearly what fp32 does."""
+    onnx = pytest.importorskip("onnx")
+    model, out, _ = seqcls_export
+    path = quantize_onnx(out, tmp_path / "int8.onnx")
+    ops = [node.op_type for node in onnx.load(path).graph.node]
+    layers = model.config.num_hidden_layers
+    assert ops.count("MatMulInteger") == sum(isinstance(m, paddle.nn.Linear) for m in model.sublayers())
+    assert ops.count("MatMul") == 2 * layers and "Constant" not in ops
+    assert ops.count("DynamicQuantizeLinear") == ops.count("MatMulInteger")
+    arrays = _batch(np.random.default_rng(11), 4, 40, model.config.vocab_size)
+    reference = OnnxRunner(out, num_threads=1)(*arrays)
+    got = OnnxRunner(path, num_threads=1)(*arrays)
+    scale = np.abs(reference).max()
+    assert 0 < np.abs(got - reference).max() < 0.05 * scale  # quantized (not equal), yet close
+    with pytest.raises(ConfigError, match="precision"):
+        OnnxRunner(out, precision="int4")
+
+
+def _fake(outputs):
+    calls = []
+
+    def run(*arrays):
+        calls.append(len(arrays[0]))
+        return outputs(*arrays)
+    run.calls = calls
+    return run
+
+
+def test_gated_runner_switches_to_int8_only_after_agreeing():
+    ids = np.ones((8, 5), np.int64)
+    mask = np.ones_like(ids)
+    mask[:, 3:] = 0  # padding: a disagreement there does not count
+    fp32 = _fake(lambda *a: np.tile([[0.0, 1.0]], (len(a[0]), 5, 1)))
+    padded_only = _fake(lambda *a: np.where(a[2][..., None] == 1, [0.0, 1.0], [1.0, 0.0]))
+    chosen = []
+    gate = GatedRunner(fp32, padded_only, check_rows=16, min_agreement=0.99, on_choice=lambda *c: chosen.append(c))
+    first = gate(ids, ids, mask)
+    np.testing.assert_array_equal(first, fp32(ids, ids, mask))  # while checking, fp32's outputs come back
+    assert gate.choice is None
+    gate(ids, ids, mask)
+    assert gate.choice == "int8" and chosen == [("int8", 1.0, 16 * 3, 16)]
+    gate(ids, ids, mask)
+    assert len(padded_only.calls) == 3 and len(fp32.calls) == 2 + 1  # the test's own call above counts once
+
+    wrong = _fake(lambda *a: np.tile([[1.0, 0.0]], (len(a[0]), 5, 1)) if a[0][0, 0] == 2 else fp32(*a))
+    gate = GatedRunner(fp32, wrong, check_rows=16, min_agreement=0.99)
+    gate(ids, ids, mask)
+    gate(ids * 2, ids, mask)  # half the rows disagree
+    assert gate.choice == "fp32" and gate.agreement == 0.5
+    calls = len(wrong.calls)
+    gate(ids, ids, mask)
+    assert len(wrong.calls) == calls
 
 
 def test_incomplete_export_is_refused(tmp_path):

@@ -289,6 +289,31 @@ def test_predict_pads_per_batch_and_keeps_input_order(hub, installed):
     np.testing.assert_allclose(short, same, atol=1e-5)
 
 
+def test_predict_precision_paths_are_named_and_int8_stays_close(hub, installed, caplog):
+    """precision='auto' decides after GATE_ROWS rows and logs the path; 'fp32' and 'int8' force theirs; the int8
+    path's probabilities stay near fp32's."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("paddle2onnx")
+    import logging
+    import paddle
+    paddle.seed(5)
+    auto = module(hub, task="seq-cls")
+    data = [[SENTENCES[i % len(SENTENCES)][: 3 + i % 9]] for i in range(auto.GATE_ROWS)]
+    with caplog.at_level(logging.INFO, logger="paddle_electra.hub.module"):
+        auto.predict(data, batch_size=16)
+    assert auto._predictor.choice in ("int8", "fp32")
+    assert f"ONNX Runtime {auto._predictor.choice} (precision='auto'" in caplog.text
+    fp32, int8 = module(hub, task="seq-cls", precision="fp32"), module(hub, task="seq-cls", precision="int8")
+    fp32.set_state_dict(auto.state_dict())
+    int8.set_state_dict(auto.state_dict())
+    _, want = fp32.predict(data, batch_size=16, return_prob=True)
+    _, got = int8.predict(data, batch_size=16, return_prob=True)
+    assert (fp32._predictor.precision, int8._predictor.precision) == ("fp32", "int8")
+    assert np.abs(np.asarray(got) - np.asarray(want)).max() < 0.05
+    with pytest.raises(ConfigError, match="precision"):
+        module(hub, task="seq-cls", precision="fp16")
+
+
 @pytest.mark.parametrize("task,make", [
     ("seq-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 3 + i % 9]]),
     ("token-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 2 + i % 7]]),
@@ -316,7 +341,8 @@ def test_predict_fast_path_is_the_default_and_equals_dygraph(hub, installed, tas
     assert fast._predictor is not None and slow._predictor is None
     import importlib.util
     onnx_installed = all(importlib.util.find_spec(m) for m in ("onnxruntime", "paddle2onnx"))
-    assert type(fast._predictor).__name__ == ("OnnxRunner" if onnx_installed else "InferenceRunner")
+    # precision "auto": int8 and fp32 side by side for the first GATE_ROWS rows, fp32's outputs returned meanwhile
+    assert type(fast._predictor).__name__ == ("GatedRunner" if onnx_installed else "InferenceRunner")
     predictor = fast._predictor
     fast.predict(data[:2], batch_size=8, **extra)  # a small call reuses the exported predictor
     assert fast._predictor is predictor

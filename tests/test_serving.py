@@ -121,6 +121,23 @@ def test_hub_serving_app_answers_on_loopback(installed, no_network):
 
 
 # ---- modules.serve ---------------------------------------------------------------------------------------------
+def test_servers_export_before_the_first_request(installed):
+    """Batches gathered from concurrent requests are smaller than predict()'s export threshold, so both servers
+    build the fast path themselves: modules.serve when it loads a module, the hub serving method at its first
+    request. The answers are those of a module that predicts through the same path."""
+    import paddlehub as hub
+    from paddle_electra.hub.serve import load_modules
+    if importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("needs the export extra")
+    (module, _), = load_modules({NAME: {"init_args": {"task": "seq-cls"}}}).values()
+    assert module._predictor is not None
+    served = hub.Module(name=NAME, task="seq-cls")
+    served.set_state_dict(module.state_dict())
+    assert served._predictor is None
+    answer = served.predict_method([["今天天气很好"]])
+    assert served._predictor is not None and answer == module.predict([["今天天气很好"]])
+
+
 @pytest.fixture(scope="module")
 def our_server(installed):
     import paddlehub as hub
@@ -270,27 +287,58 @@ def run_load(port, path, total, clients, seed=0):
 
 
 def _start_cli(hub_home, config_path, tmp_path):
+    return _start_server([sys.executable, "-m", "modules.serve", "--config", str(config_path), "--port", "0",
+                          "--hub-home", hub_home, "--max-batch", "32"], hub_home, tmp_path / "serve.log")
+
+
+# PaddleHub's own app, as `hub serving start` builds it, but bound to 127.0.0.1 (hub hard-codes 0.0.0.0)
+HUB_APP = """
+import json, sys
+from paddlehub.commands.serving import ServingCommand
+from paddlehub.serving.app_compat import create_app
+from werkzeug.serving import make_server
+command = ServingCommand()
+command.modules_info = json.loads(sys.argv[1])
+command.preinstall_modules()
+server = make_server("127.0.0.1", 0, create_app(init_flag=False, configs=command.modules_info), threaded=False)
+print(f"serving http://127.0.0.1:{server.server_port}/", flush=True)
+server.serve_forever()
+"""
+
+
+def _start_server(cmd, hub_home, log_path):
+    """Start a server process; (process, host, port) once it prints its "serving http://host:port/" line."""
     env = dict(os.environ, HUB_HOME=hub_home, PYTHONWARNINGS="ignore", GLOG_minloglevel="2")
-    with open(tmp_path / "serve.log", "w") as log:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen([sys.executable, "-m", "modules.serve", "--config", str(config_path), "--port",
-                                    "0", "--hub-home", hub_home, "--max-batch", "32"], cwd=REPO, env=env,
-                                   stdout=subprocess.PIPE, stderr=log, text=True)
+    with open(log_path, "w") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     line = ""
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and "serving" not in line:
         line = process.stdout.readline()
         if not line and process.poll() is not None:
             break
-    assert "serving" in line, (tmp_path / "serve.log").read_text()
+    assert "serving" in line, log_path.read_text()
     address = line.split("http://")[1].split("/")[0]
     host, port = address.rsplit(":", 1)
     return process, host, int(port)
 
 
+def _stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    process.stdout.close()
+
+
+INIT_ARGS = {"task": "seq-cls", "label_map": {"0": "negative", "1": "positive"}}
+
+
 def _load_test(hub_home, tmp_path, total, clients, label):
     config = tmp_path / "serving.json"
-    config.write_text(json.dumps({"modules_info": {NAME: {"init_args": {
-        "task": "seq-cls", "label_map": {"0": "negative", "1": "positive"}}, "predict_args": {}}}}))
+    config.write_text(json.dumps({"modules_info": {NAME: {"init_args": INIT_ARGS, "predict_args": {}}}}))
     process, host, port = _start_cli(hub_home, config, tmp_path)
     try:
         assert host == "127.0.0.1"
@@ -306,14 +354,11 @@ def _load_test(hub_home, tmp_path, total, clients, label):
         assert _post(port, f"/predict/{NAME}", b"{oops")[0] == 400  # and it is still up after the load
         assert _post(port, f"/predict/{NAME}", {"data": [["今天"]]})[0] == 200
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stdout.close()
+        _stop(process)
     assert process.returncode == 0
+    path = (tmp_path / "serve.log").read_text()
+    report["predict_path"] = next((line.split("predict(): ", 1)[1] for line in path.splitlines()
+                                   if "predict(): " in line), "dygraph")
     return report
 
 
@@ -332,4 +377,22 @@ def test_serve_cli_loopback_load_2000_requests_small_shape(tmp_path):
     result = subprocess.run([sys.executable, "-m", "modules.install", archive, "--hub-home", home], cwd=REPO,
                             env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    _load_test(home, tmp_path, total=2000, clients=20, label="chinese-electra-small shape (12 layers, hidden 256)")
+    ours = _load_test(home, tmp_path, total=2000, clients=20, label="chinese-electra-small shape (12 layers, "
+                                                                     "hidden 256)")
+    assert ours["predict_path"].startswith("ONNX Runtime"), ours["predict_path"]  # served on the fast path
+    hub_info = json.dumps({NAME: {"init_args": {"version": None, **INIT_ARGS}, "predict_args": {}}})
+    process, _, port = _start_server([sys.executable, "-c", HUB_APP, hub_info], home, tmp_path / "hub_app.log")
+    try:
+        theirs = run_load(port, f"/predict/{NAME}", 2000, 20)
+    finally:
+        _stop(process)
+    print("\nload test, PaddleHub's serving app on loopback:", json.dumps(theirs))
+    assert theirs["errors"] == 0, theirs
+    out = os.environ.get("PADDLE_ELECTRA_LOAD_TEST_OUT")  # the committed results file is written this way
+    if out:
+        from paddle_electra.fileio import write_json
+        write_json(out, {"what": "20 clients x 2,000 single-text POSTs on loopback to a chinese-electra-small-shaped "
+                                 "seq-cls module (random weights); tests/test_serving.py::"
+                                 "test_serve_cli_loopback_load_2000_requests_small_shape",
+                         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_count": os.cpu_count(),
+                         "modules_serve": ours, "paddlehub_serving_app": theirs})

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from paddle_electra.errors import ConfigError, DataError, WeightsError
-from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer, build_vocab, read_vocab
+from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer, build_vocab, read_vocab, standalone_chars
 
 transformers.logging.set_verbosity(transformers.logging.CRITICAL)  # HF logs every over-long or uncuttable line
 
@@ -156,6 +156,52 @@ def _slow_offsets(slow, text):
                 offsets.append((start, position))
         cursor = end
     return offsets + [(0, 0)]
+
+
+def _rust_ids(ours, texts, max_len):
+    """Ids from the Rust pipeline alone (the path the Python fast path must equal)."""
+    backend = ours._backend(max_len or ours.model_max_length, "longest_first" if max_len else None, None)
+    return [e.ids for e in backend.encode_batch(texts)]
+
+
+def test_fast_path_chars_are_words_of_their_own_in_the_rust_pipeline(toks):
+    """Every char of the Python fast path's table, between two letters, is one token with the table's id and splits
+    the letters into two words, in the Rust pipeline too."""
+    ours = toks[0]
+    chars = standalone_chars()
+    assert len(chars) > 27000 and "中" in chars and "，" in chars and "[" not in chars and "～" not in chars
+    ab = ours._base.encode("ab", add_special_tokens=False).ids
+    encs = ours._base.encode_batch(["ab" + c + "ab" for c in chars], add_special_tokens=False)
+    for c, enc in zip(chars, encs):
+        assert enc.ids == ab + [ours._char_ids[c]] + ab, (c, hex(ord(c)))
+
+
+@pytest.mark.parametrize("max_len", [None, 16, 128])
+def test_fast_path_covers_most_chinese_text_and_equals_the_rust_pipeline_and_hf(toks, max_len):
+    ours, slow, _ = toks
+    handled = [ours._fast_ids(text) is not None for text in LINES]
+    assert sum(handled) >= 0.9 * len(LINES)  # the Python path is the one real Chinese text takes
+    got = ours.encode_batch(LINES, max_seq_len=max_len, truncation=max_len is not None)
+    assert got["input_ids"] == _rust_ids(ours, LINES, max_len)
+    assert got["attention_mask"] == [[1] * len(ids) for ids in got["input_ids"]]
+    if max_len is None:
+        assert got["input_ids"][::7] == [slow.encode(text) for text in LINES[::7]]
+    assert [ours.encode(text, max_seq_len=max_len, truncation=max_len is not None)["input_ids"]
+            for text in LINES[:50]] == got["input_ids"][:50]
+
+
+FAST_ALPHABET = st.one_of(st.sampled_from("中文的一是了人我在有他这为之大来以个，。！？、；：“”（）《》ＡＢＺａｂｚ１２０ Aa1Zz9"
+                                          ".,'-#@[]MASK～￥é\t\u3000丽㐀𠀀\u200b_"),
+                          st.characters(codec="utf-8", exclude_categories=("Cn",)))
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(text=st.text(FAST_ALPHABET, max_size=80), max_len=st.one_of(st.none(), st.integers(4, 40)))
+def test_hypothesis_fast_path_equals_the_rust_pipeline(built_vocab, text, max_len):
+    ours = _tokenizers(built_vocab)[0]
+    got = ours.encode_batch([text, text + text], max_seq_len=max_len, truncation=max_len is not None)["input_ids"]
+    assert got == _rust_ids(ours, [text, text + text], max_len), repr(text)
 
 
 def test_offsets_equal_an_independent_derivation_from_the_slow_tokenizer(toks):

@@ -12,7 +12,9 @@ load_checkpoint=..., label_map=..., num_classes=..., suffix=...)`, `predict`, `g
 - token-cls returns one label per WordPiece token of the text (no [CLS]/[SEP]/padding labels to strip).
 - on CPU, predict runs the exported model (ONNX Runtime, or a Paddle Inference predictor with oneDNN where
   onnxruntime is not installed) once a call brings FAST_MIN_EXAMPLES examples, re-exporting when the weights change
-  (`fast_inference=False` keeps dygraph);
+  (`fast_inference=False` keeps dygraph); `precision="auto"` (default) runs the int8 ONNX model (dynamic
+  quantization, paddle_electra.export.quantize_onnx) once it has agreed with fp32 on the first GATE_ROWS rows after
+  an export, else fp32; "fp32", "int8" and "bf16" (Paddle Inference, oneDNN) force a path; the path goes to the log;
 - seq-cls takes `pooling="mean"` (the mean of the token states instead of [CLS]; modeling.SequenceClassificationHead).
 The model directory (config.json, vocab.txt, model.safetensors) is the installed module folder (hub sets
 `cls.directory`) or `model_dir=`. The heads come from paddle_electra.modeling; this file holds no model code.
@@ -203,12 +205,18 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
     # predict() on CPU exports the model (ONNX Runtime, else a Paddle Inference predictor with oneDNN) once it is asked
     # for this many examples: the export costs ~2 s, then predict runs ~3x faster than dygraph (bench/inference.py)
     FAST_MIN_EXAMPLES = 32
+    # precision="auto" runs int8 once it has agreed with fp32 on this share of the argmaxes over the first GATE_ROWS
+    # rows predicted after an export (both run for those rows and fp32's outputs are returned)
+    PRECISIONS = ("auto", "fp32", "int8", "bf16")
+    GATE_ROWS, GATE_AGREEMENT = 64, 0.99
 
     def __init__(self, task=None, load_checkpoint=None, label_map=None, num_classes=2, suffix=False,
                  model_dir=None, allow_pickle=False, dropout=0.1, fast_inference=True, pooling="cls",
-                 backbone_dropout=None):
+                 backbone_dropout=None, precision="auto"):
         super(ElectraHubModule, self).__init__()
-        self.fast_inference = bool(fast_inference)
+        if precision not in self.PRECISIONS:
+            raise ConfigError(f"precision must be one of {self.PRECISIONS}, got {precision!r}")
+        self.fast_inference, self.precision = bool(fast_inference), precision
         self._predictor = self._predictor_key = self._fast = None
         task = _TASK_ALIASES.get(task, task)
         if task not in TASKS:
@@ -416,24 +424,60 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         self._drop_predictor()
         if num_examples < self.FAST_MIN_EXAMPLES:
             return None
-        from ..export import InferenceRunner, OnnxRunner, export_for_inference
         try:
-            with tempfile.TemporaryDirectory(prefix="electra-hub-export-") as folder:
-                # ONNX Runtime when it is installed (the `export` extra): measured 3x faster than the Paddle
-                # Inference predictor at batch 1 and ~10% faster at batch 32 (bench/inference.py); both hold the
-                # weights in memory, so the folder can go
-                try:
-                    export_for_inference(self.model, folder, onnx=True)
-                    self._predictor = OnnxRunner(folder)
-                except ImportError:
-                    export_for_inference(self.model, folder)
-                    self._predictor = InferenceRunner(folder)
+            self._predictor = self._export_runner()
+        except ConfigError:  # precision= asked for a path this installation lacks
+            raise
         except Exception as err:  # a model the static exporter cannot trace still predicts, in dygraph
             logger.warning("predict(): fast path unavailable (%s: %s); using dygraph", type(err).__name__, err)
             self.fast_inference = False
             return None
         self._predictor_key = key
         return self._predictor
+
+    def prepare_fast_path(self):
+        """Export now rather than at the first predict() call of FAST_MIN_EXAMPLES examples: servers call this at
+        start, since the batches they gather from concurrent requests are often smaller. Returns the runner (None
+        where fast_inference is off or the model cannot be exported); later calls of any size reuse it until the
+        weights change."""
+        return self._fast_runner(self.FAST_MIN_EXAMPLES)
+
+    def _export_runner(self):
+        """Export the model and open the runner of self.precision (see PRECISIONS); the path is logged."""
+        from ..export import GatedRunner, InferenceRunner, OnnxRunner, export_for_inference, quantize_onnx
+        precision = self.precision
+        with tempfile.TemporaryDirectory(prefix="electra-hub-export-") as folder:
+            # ONNX Runtime when it is installed (the `export` extra): measured 3x faster than the Paddle Inference
+            # predictor at batch 1 and ~10% faster at batch 32 (bench/inference.py); every runner holds its weights
+            # in memory, so the folder can go
+            if precision == "bf16":
+                export_for_inference(self.model, folder)
+                logger.info("predict(): Paddle Inference predictor, oneDNN bf16 (precision='bf16')")
+                return InferenceRunner(folder, precision="bf16")
+            try:
+                export_for_inference(self.model, folder, onnx=True)
+            except ImportError:
+                if precision == "int8":
+                    raise ConfigError("precision='int8' needs onnxruntime and paddle2onnx (pip install "
+                                      "'paddle-electra[export]')") from None
+                export_for_inference(self.model, folder)
+                logger.info("predict(): Paddle Inference predictor, oneDNN fp32 (onnxruntime not installed)")
+                return InferenceRunner(folder)
+            if precision == "fp32":
+                logger.info("predict(): ONNX Runtime fp32 (precision='fp32')")
+                return OnnxRunner(folder)
+            quantize_onnx(folder)
+            if precision == "int8":
+                logger.info("predict(): ONNX Runtime int8 (precision='int8')")
+                return OnnxRunner(folder, precision="int8")
+
+            def chosen(choice, agreement, compared, rows):
+                logger.info("predict(): ONNX Runtime %s (precision='auto': int8 agreed with fp32 on %.2f%% of %d "
+                            "predictions over the first %d rows; needs %g%%)", choice, 100 * agreement, compared,
+                            rows, 100 * self.GATE_AGREEMENT)
+
+            return GatedRunner(OnnxRunner(folder), OnnxRunner(folder, precision="int8"), self.GATE_ROWS,
+                               self.GATE_AGREEMENT, on_choice=chosen)
 
     def _run(self, arrays, place):
         """Forward of the task model on numpy int64 inputs, without gradients; outputs as numpy."""
@@ -616,6 +660,8 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
         """hub serving entry (POST /predict/<name> {"data": [[text], ...]}): predict, or embeddings for task None."""
         if self.task is None:
             return self.get_embedding(data, use_gpu, max_seq_len=max_seq_len, batch_size=batch_size)
+        if not use_gpu and self._predictor is None:  # a served request is small: export at the first one
+            self.prepare_fast_path()
         out = self.predict(data, max_seq_len=max_seq_len, batch_size=batch_size, use_gpu=use_gpu,
                            return_prob=return_prob)
         return [list(x) for x in out] if return_prob else out

@@ -346,7 +346,10 @@ def load_modules(modules_info):
         module = hub.Module(**init_args) if "directory" in init_args else hub.Module(name=name, **init_args)
         if not isinstance(module, ElectraHubModule):
             raise ConfigError(f"module {name!r} is not a paddle-electra module; serve it with `hub serving`")
-        loaded[name] = (module, dict(info.get("predict_args") or {}))
+        predict_args = dict(info.get("predict_args") or {})
+        if not predict_args.get("use_gpu"):
+            module.prepare_fast_path()  # batches of concurrent requests rarely reach predict()'s export threshold
+        loaded[name] = (module, predict_args)
     return loaded
 
 
