@@ -336,6 +336,14 @@ def _stop(process):
 INIT_ARGS = {"task": "seq-cls", "label_map": {"0": "negative", "1": "positive"}}
 
 
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        return None
+
+
 def _load_test(hub_home, tmp_path, total, clients, label):
     config = tmp_path / "serving.json"
     config.write_text(json.dumps({"modules_info": {NAME: {"init_args": INIT_ARGS, "predict_args": {}}}}))
@@ -394,5 +402,5 @@ def test_serve_cli_loopback_load_2000_requests_small_shape(tmp_path):
         write_json(out, {"what": "20 clients x 2,000 single-text POSTs on loopback to a chinese-electra-small-shaped "
                                  "seq-cls module (random weights); tests/test_serving.py::"
                                  "test_serve_cli_loopback_load_2000_requests_small_shape",
-                         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_count": os.cpu_count(),
+                         "date": time.strftime("%Y-%m-%d %H:%M %Z"), "cpu_count": os.cpu_count(), "cpu": _cpu_name(),
                          "modules_serve": ours, "paddlehub_serving_app": theirs})
