@@ -346,6 +346,10 @@ class GatedRunner:
         if self._rows >= self.check_rows:
             self.agreement = self._equal / max(1, self.compared)
             self.choice = "int8" if self.agreement >= self.min_agreement else "fp32"
+            if self.choice == "int8":  # the runner not chosen is never called again: free its session
+                self.fp32 = None
+            else:
+                self.int8 = None
             if self.on_choice is not None:
                 self.on_choice(self.choice, self.agreement, self.compared, self._rows)
         return want

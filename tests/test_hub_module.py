@@ -314,6 +314,23 @@ def test_predict_precision_paths_are_named_and_int8_stays_close(hub, installed, 
         module(hub, task="seq-cls", precision="fp16")
 
 
+def test_auto_precision_keeps_fp32_when_quantizing_fails(hub, installed, monkeypatch, caplog):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("paddle2onnx")
+    import logging
+    import paddle_electra.export as export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported graph")
+
+    monkeypatch.setattr(export, "quantize_onnx", broken)
+    auto = module(hub, task="seq-cls")
+    with caplog.at_level(logging.WARNING, logger="paddle_electra.hub.module"):
+        auto.predict([[SENTENCES[i % len(SENTENCES)]] for i in range(auto.FAST_MIN_EXAMPLES)], batch_size=16)
+    assert type(auto._predictor).__name__ == "OnnxRunner" and auto._predictor.precision == "fp32"
+    assert "int8 unavailable: RuntimeError: unsupported graph" in caplog.text
+
+
 @pytest.mark.parametrize("task,make", [
     ("seq-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 3 + i % 9]]),
     ("token-cls", lambda i: [SENTENCES[i % len(SENTENCES)][: 2 + i % 7]]),

@@ -466,18 +466,24 @@ class ElectraHubModule(paddle.nn.Layer, RunModule):
             if precision == "fp32":
                 logger.info("predict(): ONNX Runtime fp32 (precision='fp32')")
                 return OnnxRunner(folder)
-            quantize_onnx(folder)
+            try:
+                quantize_onnx(folder)
+                int8 = OnnxRunner(folder, precision="int8")
+            except Exception as err:  # a graph the quantizer cannot handle: "auto" keeps the fp32 export
+                if precision == "int8":
+                    raise
+                logger.warning("predict(): ONNX Runtime fp32 (int8 unavailable: %s: %s)", type(err).__name__, err)
+                return OnnxRunner(folder)
             if precision == "int8":
                 logger.info("predict(): ONNX Runtime int8 (precision='int8')")
-                return OnnxRunner(folder, precision="int8")
+                return int8
 
             def chosen(choice, agreement, compared, rows):
                 logger.info("predict(): ONNX Runtime %s (precision='auto': int8 agreed with fp32 on %.2f%% of %d "
                             "predictions over the first %d rows; needs %g%%)", choice, 100 * agreement, compared,
                             rows, 100 * self.GATE_AGREEMENT)
 
-            return GatedRunner(OnnxRunner(folder), OnnxRunner(folder, precision="int8"), self.GATE_ROWS,
-                               self.GATE_AGREEMENT, on_choice=chosen)
+            return GatedRunner(OnnxRunner(folder), int8, self.GATE_ROWS, self.GATE_AGREEMENT, on_choice=chosen)
 
     def _run(self, arrays, place):
         """Forward of the task model on numpy int64 inputs, without gradients; outputs as numpy."""
