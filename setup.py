@@ -25,7 +25,9 @@ INSTALL_REQUIRES = [
     "jieba==0.42.1",  # Chinese word boundaries for whole-word masking (pretrain/data.py --word-boundaries jieba)
 ]
 EXTRAS = {
-    "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3", "ruff==0.17.6"],
+    "test": ["pytest>=8", "hypothesis>=6.100", "torch==2.13.0", "transformers==4.46.3", "ruff==0.17.6",
+             # reference implementations the tests compare against (a missing one fails under CI=true)
+             "scikit-learn==1.9.1", "seqeval==1.2.2"],
     "export": ["onnxruntime>=1.17", "paddle2onnx==2.1.0", "onnxoptimizer>=0.3"],
 }
 

@@ -36,7 +36,7 @@ def build(config_path: str, data_dir, overrides: dict, seq_len: int = 32):
     cfg = PretrainConfig.load(config_path, dict(overrides, data=data_dir or "unused", output_dir="unused")).resolve()
     batch, seq = cfg.train_batch_size, None
     if data_dir:
-        from pretrain.data import PretrainingDataset
+        from pretrain.dataset import PretrainingDataset
         data = PretrainingDataset(data_dir)
         tokenizer = data.tokenizer()
         vocab, seq = data.vocab_size, data.max_seq_length

@@ -6,25 +6,25 @@ padding, so `predict_bucketed` sorts texts by length and pads each batch only to
 
 An export directory holds `inference.json` + `inference.pdiparams` (paddle.jit.save, PIR format), optionally
 `model.onnx` (and its int8 form `model.int8.onnx`: weights of every matmul with a constant operand in int8,
-activations quantized per call, ONNX Runtime's dynamic quantization), and `export.json` (written last: a directory without it is incomplete). Inputs are int64 [B, L] with
-dynamic B and L, named after the model's forward arguments.
+activations quantized per call, ONNX Runtime's dynamic quantization), and `manifest.json` (the project's one manifest
+format, fileio: each file's size and sha256, plus the model's inputs, outputs and config). The folder is written
+whole through fileio.atomic_folder. Inputs are int64 [B, L] with dynamic B and L, named after the model's forward
+arguments.
 """
 from __future__ import annotations
 
 import inspect
-import json
 import os
-import shutil
-import tempfile
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
 from .batching import length_buckets, pad_rows  # noqa: F401  (part of this module's API)
 from .errors import ConfigError, WeightsError
-from .fileio import write_json
+from . import fileio
 
-MODEL_FILE, PARAMS_FILE, ONNX_FILE, MANIFEST_FILE = "inference.json", "inference.pdiparams", "model.onnx", "export.json"
+MODEL_FILE, PARAMS_FILE, ONNX_FILE = "inference.json", "inference.pdiparams", "model.onnx"
+MANIFEST_FILE = fileio.MANIFEST_NAME
 INT8_ONNX_FILE = "model.int8.onnx"
 ONNX_PRECISIONS = {"fp32": ONNX_FILE, "int8": INT8_ONNX_FILE}
 FORMAT = "paddle-electra-export/1"
@@ -48,51 +48,48 @@ def forward_input_names(model) -> List[str]:
 
 def export_for_inference(model, out_dir, input_names: Optional[Sequence[str]] = None, onnx: bool = False,
                          opset: int = 17, int8: bool = False) -> Dict[str, str]:
-    """Trace `model` (eval mode) into a static graph with dynamic batch and length and save it to `out_dir`.
+    """Trace `model` (eval mode) into a static graph with dynamic batch and length and save it as the folder `out_dir`
+    (replaced whole: fileio.atomic_folder, so readers see the old export or the new one, never a mix).
 
     Returns the paths written: model, params, manifest (and onnx when `onnx`, onnx_int8 when `int8`, which implies
-    `onnx`). The model's own mode and forward are
-    restored afterwards. Files are written into a temp folder beside `out_dir` and moved in; export.json goes last."""
+    `onnx`). The model's own mode and forward are restored afterwards."""
     import paddle
 
     names = list(input_names or forward_input_names(model))
     out_dir = os.path.abspath(os.fspath(out_dir))
-    os.makedirs(out_dir, exist_ok=True)
     was_training = model.training
     spec = [paddle.static.InputSpec([None, None], "int64", name=n) for n in names]
-    manifest_path = os.path.join(out_dir, MANIFEST_FILE)
-    if os.path.exists(manifest_path):
-        os.remove(manifest_path)  # the directory is incomplete until the new manifest is written
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=out_dir)
     try:
-        model.eval()
-        static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
-        try:
-            paddle.jit.save(static, os.path.join(tmp, "inference"))
-        finally:
-            # to_static replaced model.forward in place; give the caller back its dygraph model
-            model.__dict__.pop("forward", None)
-            model._original_funcs.pop("forward", None)
-        outputs = _output_names(os.path.join(tmp, MODEL_FILE), os.path.join(tmp, PARAMS_FILE))
-        for name in (MODEL_FILE, PARAMS_FILE):
-            os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
-        paths = {"model": os.path.join(out_dir, MODEL_FILE), "params": os.path.join(out_dir, PARAMS_FILE)}
-        if onnx or int8:
-            paths["onnx"] = export_onnx(out_dir, opset=opset)
-        if int8:
-            paths["onnx_int8"] = quantize_onnx(out_dir)
-        config = getattr(model, "config", None)
-        manifest = {"format": FORMAT, "model_class": type(model).__name__, "inputs": names, "outputs": outputs,
-                    "config": config.to_dict() if hasattr(config, "to_dict") else None,
-                    "num_labels": getattr(model, "num_labels", None), "onnx": ONNX_FILE if onnx or int8 else None,
-                    "onnx_int8": INT8_ONNX_FILE if int8 else None}
-        paths["manifest"] = manifest_path
-        write_json(manifest_path, manifest)
-        return paths
+        with fileio.atomic_folder(out_dir) as staging:
+            model.eval()
+            static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+            try:
+                paddle.jit.save(static, os.path.join(staging, "inference"))
+            finally:
+                # to_static replaced model.forward in place; give the caller back its dygraph model
+                model.__dict__.pop("forward", None)
+                model._original_funcs.pop("forward", None)
+            outputs = _output_names(os.path.join(staging, MODEL_FILE), os.path.join(staging, PARAMS_FILE))
+            if onnx or int8:
+                export_onnx(staging, opset=opset)
+            if int8:
+                quantize_onnx(staging)
+            config = getattr(model, "config", None)
+            fileio.write_manifest(
+                staging, format=FORMAT, model_class=type(model).__name__, inputs=names, outputs=outputs,
+                config=config.to_dict() if hasattr(config, "to_dict") else None,
+                num_labels=getattr(model, "num_labels", None), onnx=ONNX_FILE if onnx or int8 else None,
+                onnx_int8=INT8_ONNX_FILE if int8 else None)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
         if was_training:
             model.train()
+    paths = {"model": os.path.join(out_dir, MODEL_FILE), "params": os.path.join(out_dir, PARAMS_FILE),
+             "manifest": os.path.join(out_dir, MANIFEST_FILE)}
+    if onnx or int8:
+        paths["onnx"] = os.path.join(out_dir, ONNX_FILE)
+    if int8:
+        paths["onnx_int8"] = os.path.join(out_dir, INT8_ONNX_FILE)
+    return paths
 
 
 def _output_names(model_file, params_file) -> List[str]:
@@ -105,19 +102,17 @@ def _output_names(model_file, params_file) -> List[str]:
 
 
 def read_manifest(export_dir) -> dict:
-    """export.json of an export directory; WeightsError if the export is incomplete or not ours."""
-    path = os.path.join(os.fspath(export_dir), MANIFEST_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except FileNotFoundError:
+    """manifest.json of an export directory, its files checked (size and sha256); WeightsError if the export is
+    incomplete, damaged or not ours."""
+    export_dir = os.fspath(export_dir)
+    path = os.path.join(export_dir, MANIFEST_FILE)
+    if not os.path.isfile(path):
         raise WeightsError(f"{path}: missing; {export_dir} is not a complete export "
-                           f"(run paddle_electra.export.export_for_inference)") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: not valid UTF-8 JSON ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+                           f"(run paddle_electra.export.export_for_inference)")
+    manifest = fileio.read_manifest(export_dir, WeightsError)
+    if manifest.get("format") != FORMAT:
         raise WeightsError(f"{path}: field 'format' is not {FORMAT!r}")
-    return manifest
+    return fileio.verify_manifest(export_dir, WeightsError)
 
 
 def export_onnx(export_dir, onnx_path=None, opset: int = 17) -> str:
@@ -157,6 +152,9 @@ def quantize_onnx(export_dir, out_path=None) -> str:
     quantize_weight_matmuls(model.graph)
     with atomic_path(out_path) as target:
         onnx.save(model, target)
+    if os.path.dirname(os.path.abspath(out_path)) == os.path.abspath(export_dir) and \
+            os.path.isfile(os.path.join(export_dir, MANIFEST_FILE)):
+        fileio.update_manifest(export_dir, [os.path.basename(out_path)])  # the export's manifest covers it too
     return out_path
 
 

@@ -180,6 +180,15 @@ def write_json(path, obj, indent=2):
     write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, sort_keys=False) + "\n")
 
 
+def save_figure(fig, path, dpi=100) -> str:
+    """A matplotlib figure saved as the PNG `path` through atomic_path, then closed; returns `path`."""
+    import matplotlib.pyplot as plt
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+    return os.fspath(path)
+
+
 def sha256_file(path, chunk=1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

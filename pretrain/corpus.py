@@ -28,7 +28,7 @@ import re
 import sys
 from typing import Iterator, List
 
-from paddle_electra.errors import DataError
+from paddle_electra.errors import DataError, command
 from paddle_electra.fileio import write_text
 
 SENTENCE_END = set("。！？…”’」』：；!?")
@@ -130,6 +130,7 @@ def write_corpus(out_dir: str, source: str = None, heldout_fraction: float = 0.0
     return stats
 
 
+@command
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory for train.txt and heldout.txt")

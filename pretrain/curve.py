@@ -37,7 +37,7 @@ import sys
 import time
 
 from paddle_electra.errors import ConfigError, command
-from paddle_electra.fileio import read_bytes, write_bytes, write_json, write_text
+from paddle_electra.fileio import read_bytes, save_figure, write_bytes, write_json, write_text
 from pretrain import demo
 from pretrain.evidence import paired_gain
 
@@ -264,10 +264,7 @@ def plot_curve(result, path):
                ylabel="points (mean, 95% CI)")
         ax.legend()
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 @command

@@ -47,7 +47,7 @@ from typing import Optional
 
 import paddle_electra  # noqa: F401  (OMP_NUM_THREADS / MKL_DEBUG_CPU_TYPE into os.environ, inherited by children)
 from paddle_electra.errors import ConfigError, ElectraError, command
-from paddle_electra.fileio import write_json, write_text
+from paddle_electra.fileio import save_figure, write_json, write_text
 from pretrain.evidence import evidence_row, evidence_table
 
 DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "peoples_daily_tiny.json")
@@ -605,12 +605,7 @@ def plot(p: Pipeline, results) -> str:
     ax.set_yticks(ys, [f"{r['task']}\n{r['train_examples']:,} labels ({r['metric']})" for r in rows], fontsize=8)
     ax.set(title="gain of pretraining over random init (mean, 95% CI)", xlabel="points")
     fig.tight_layout()
-    path = p.path("results.png")
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, p.path("results.png"))
 
 
 def results_markdown(results) -> str:

@@ -164,7 +164,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from paddle_electra.errors import ConfigError
-    from pretrain.data import PretrainingDataset
+    from pretrain.dataset import PretrainingDataset
     train_dir = args.train_data
     if args.checkpoint:
         from pretrain.export import model_from_checkpoint

@@ -19,6 +19,8 @@ import sys
 from collections import Counter, defaultdict
 from typing import Dict, Optional, Sequence
 
+from paddle_electra.errors import DataError, command
+
 
 def t_quantile_975(df: int) -> float:
     """The two-sided 95% quantile of Student's t with `df` degrees of freedom."""
@@ -106,6 +108,7 @@ def evidence_table(rows) -> str:
     return "\n".join(lines)
 
 
+@command
 def main(argv=None) -> int:
     """`python -m pretrain.evidence RESULTS.json ...`: the evidence table of each demo results file."""
     parser = argparse.ArgumentParser(prog="python -m pretrain.evidence", description=main.__doc__)
@@ -113,11 +116,21 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     for path in args.results:
         with open(path, encoding="utf-8") as f:
-            results = json.load(f)
-        pre = results["pretraining"]
-        print(f"`{path}`: seed {results.get('seed', 0)}, {pre['steps']} pretraining steps in {pre['minutes']:g} min, "
-              f"demo {results['stage_seconds'] / 60:.1f} min in all (its stages added up)\n")
-        print(evidence_table(results["evidence"]) + "\n")
+            try:
+                results = json.load(f)
+            except ValueError as err:
+                raise DataError(f"{path}: not a JSON file ({err})") from None
+        try:
+            pre = results["pretraining"]
+            header = (f"`{path}`: seed {results.get('seed', 0)}, {pre['steps']} pretraining steps in "
+                      f"{pre['minutes']:g} min, demo {results['stage_seconds'] / 60:.1f} min in all (its stages "
+                      f"added up)\n")
+            table = evidence_table(results["evidence"])
+        except (KeyError, TypeError, AttributeError) as err:
+            raise DataError(f"{path}: not a finished `pretrain.demo` results file (field {err} missing or of the "
+                            f"wrong type)") from None
+        print(header)
+        print(table + "\n")
     return 0
 
 

@@ -29,7 +29,7 @@ from paddle_electra.optim import build_optimizer, global_grad_norm, linear_warmu
 from paddle_electra.pretraining import ElectraForPretraining, init_positions_sinusoidal
 from pretrain.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from pretrain.config import PretrainConfig
-from pretrain.data import EpochSampler, PretrainingDataset
+from pretrain.dataset import EpochSampler, PretrainingDataset
 from pretrain.evaluate import evaluate, format_result, unigram_token
 from pretrain import warmstart
 from pretrain.export import export_model

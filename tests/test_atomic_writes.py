@@ -336,28 +336,20 @@ def archive(model_dir, tmp_path_factory):
 @pytest.mark.parametrize("how, where", [("truncate", 0.5), ("truncate", 0.98), ("truncate", 10), ("empty", None),
                                         ("flip", 0.3), ("flip", 0.6), ("flip", 0.9), ("flip", -5)])
 def test_damaged_module_archive_is_refused_before_install(archive, tmp_path, how, where):
-    """The checks modules.install runs before hub copies anything (member check, extraction, manifest): a damaged
-    archive fails one of them, naming the archive (or the extracted file that fails the manifest). The only damage
-    that may pass is one that changes no member byte (gzip's trailer, which tarfile never reads): then every
-    extracted file is the original."""
+    """The checks modules.install runs before hub copies anything (checksums, member check, extraction, manifest): a
+    damaged archive fails one of them, naming the archive (or the extracted file that fails the manifest). Damage to
+    gzip's trailer (("flip", -5)), which tarfile never reads, is caught by the stream's own CRC."""
     from paddle_electra.hub.home import check_archive, safe_extract, verify_manifest
     path = tmp_path / os.path.basename(archive)
     shutil.copy(archive, path)
     size = os.path.getsize(path)
     position = None if where is None else int(where * size) if isinstance(where, float) else where % size
     damage(path, how, position)
-    try:
+    with pytest.raises(ElectraError) as err:
         check_archive(str(path))
         folder = safe_extract(str(path), str(tmp_path / "staging"))
         verify_manifest(folder)
-    except ElectraError as err:
-        assert str(path) in str(err) or str(tmp_path / "staging") in str(err), err
-        return
-    original = safe_extract(archive, str(tmp_path / "original"))
-    for dirpath, _, files in os.walk(original):
-        for name in files:
-            rel = os.path.relpath(os.path.join(dirpath, name), original)
-            assert open(os.path.join(folder, rel), "rb").read() == open(os.path.join(dirpath, name), "rb").read()
+    assert str(path) in str(err.value) or str(tmp_path / "staging") in str(err.value), err.value
 
 
 # =====================================================================================================================
@@ -367,19 +359,19 @@ AUDITED = ("paddle_electra", "pretrain", "finetune", "converters", "modules", "b
 WRITE_CALLS = {"save", "savez", "savez_compressed", "savefig", "copyfile", "copy2", "copytree", "move", "dump",
                "save_file", "write_text", "write_bytes", "writestr", "extractall"}
 
-# Reviewed write sites, keyed by call site (file, enclosing function, the call), and why each is atomic. An entry
+# Reviewed write sites, keyed by call site (file, enclosing function, the call and its ordinal), and why each is atomic. An entry
 # that no longer matches a call is stale and fails the audit too, so the reasons stay true.
 ATOMIC = {
     ("paddle_electra/fileio.py", "atomic_path", "open"): "fsync of the temp before os.replace",
     ("paddle_electra/fileio.py", "write_bytes", "open"): "into atomic_path's temp",
     ("paddle_electra/fileio.py", "write_text", "write_bytes"): "fileio.write_bytes",
     ("paddle_electra/fileio.py", "write_json", "write_text"): "fileio.write_text",
+    ("paddle_electra/fileio.py", "save_figure", "fig.savefig"): "into atomic_path's temp",
     ("paddle_electra/tokenizer.py", "ElectraTokenizer.save_pretrained", "write_text"): "fileio.write_text",
     ("paddle_electra/tokenizer.py", "build_vocab", "write_text"): "fileio.write_text",
     ("paddle_electra/weights.py", "save_safetensors", "save_file"): "safetensors save_file into atomic_path's temp",
-    ("paddle_electra/export.py", "export_for_inference", "paddle.jit.save"): "into a temp dir, os.replace per file, "
-                                                                             "the manifest removed first and written "
-                                                                             "last",
+    ("paddle_electra/export.py", "export_for_inference", "paddle.jit.save"): "inside fileio.atomic_folder's staging "
+                                                                             "folder, with a sha256 manifest",
     ("paddle_electra/export.py", "quantize_onnx", "onnx.save"): "onnx.save into fileio.atomic_path's temp",
     ("paddle_electra/hub/home.py", "write_offline_config", "fileio.write_text"): "fileio.write_text",
     ("paddle_electra/hub/home.py", "safe_extract.copy", "open"): "extracts into the caller's temp staging folder",
@@ -406,12 +398,12 @@ ATOMIC = {
     ("pretrain/corpus.py", "write_corpus", "write_text"): "fileio.write_text",
     ("pretrain/demo.py", "stage_corpus", "write_text"): "fileio.write_text",
     ("pretrain/demo.py", "add_review_text", "write_text"): "fileio.write_text",
-    ("pretrain/demo.py", "plot", "fig.savefig"): "savefig to a temp name, then os.replace",
     ("pretrain/demo.py", "run_demo", "write_text"): "fileio.write_text",
     ("pretrain/curve.py", "run_curve", "write_text"): "fileio.write_text",
-    ("pretrain/curve.py", "plot_curve", "fig.savefig"): "savefig to a temp name, then os.replace",
     ("pretrain/curve.py", "main.run", "write_bytes"): "fileio.write_bytes",
     ("pretrain/domain.py", "stage_split", "write_text"): "fileio.write_text",
+    ("pretrain/domain.py", "stage_split", "write_text #2"): "fileio.write_text",
+    ("pretrain/domain.py", "stage_split", "write_text #3"): "fileio.write_text",
     ("pretrain/domain.py", "stage_split", "write_bytes"): "fileio.write_bytes",
     ("pretrain/domain.py", "run_domain", "write_text"): "fileio.write_text",
     ("pretrain/domain.py", "main.run", "write_bytes"): "fileio.write_bytes",
@@ -423,6 +415,7 @@ ATOMIC = {
     ("converters/tools/make_tf_fixture.py", "save_with_tf", "saver.save"): "developer tool: writes into a temp dir",
     ("converters/tools/make_tf_fixture.py", "write_config", "open"): "developer tool: writes into a temp dir",
     ("converters/tools/make_tf_fixture.py", "main", "np.savez"): "developer tool: temp dir, os.replace per file",
+    ("converters/tools/make_tf_fixture.py", "main", "np.savez #2"): "developer tool: temp dir, os.replace per file",
     ("converters/tools/make_tf_fixture.py", "main", "open"): "developer tool: temp dir, os.replace per file",
     ("bench/gpu_pretrain.py", "main", "open"): "json to OUT.tmp, then os.replace",
     ("bench/gpu_pretrain.py", "main", "json.dump"): "json to OUT.tmp, then os.replace",
@@ -448,7 +441,8 @@ LOG_WRITERS = {"LogWriter"}  # VisualDL: excepted by the issue
 
 
 def write_sites():
-    """(file, enclosing function, call) of every call that writes a file, found in the source."""
+    """(file, enclosing function, call, line) of every call that writes a file, found in the source, in source
+    order."""
     found = []
     for top in AUDITED:
         for dirpath, _, files in os.walk(os.path.join(REPO, top)):
@@ -483,7 +477,13 @@ def write_sites():
                         self.generic_visit(node)
 
                 Visitor().visit(tree)
-    return found
+    # a call site is (file, function, call, k): the k-th call of that name in that function, written "call #k" from
+    # the second on, so a new write beside an approved one of the same name is a new, unreviewed site
+    seen, sites = {}, []
+    for rel, fn, call, line in found:
+        k = seen[rel, fn, call] = seen.get((rel, fn, call), 0) + 1
+        sites.append((rel, fn, call if k == 1 else f"{call} #{k}", line))
+    return sites
 
 
 def test_every_write_site_is_reviewed_as_atomic():

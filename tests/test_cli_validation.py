@@ -180,6 +180,10 @@ CASES = [
     ("serve-unknown-module", serve("-m", "chinese-electra-xxl", "--port", "0"), r"chinese-electra-xxl", ()),
     ("serve-missing-config", serve("--config", "{missing}.json"), r"--config", ()),
     ("serve-hub-home-is-a-file", serve("-m", "chinese-electra-small", "--hub-home", "{file}"), r"--hub-home", ()),
+    # ---- pretrain.corpus, pretrain.evidence -------------------------------------------------------------------------
+    ("corpus-missing-source", ["-m", "pretrain.corpus", "--out", "{out}/c", "--source", "{missing}.txt"],
+     r"does-not-exist", ()),
+    ("evidence-not-a-results-file", ["-m", "pretrain.evidence", "{pred}"], r"predictions\.json", ()),
 ]
 
 

@@ -10,14 +10,13 @@ import os
 import pickle
 import re
 import shutil
-import struct
 import subprocess
 import sys
 import zipfile
 
 import numpy as np
 import pytest
-from conftest import reference  # a missing reference library: skip here, fail under CI=true
+from conftest import TF_FIXTURE, reference, write_leveldb_table  # reference: skip here, fail under CI=true
 
 from converters import tf_checkpoint as tfc
 from converters.__main__ import main
@@ -30,7 +29,7 @@ import paddle  # noqa: E402
 from paddle_electra import ElectraDiscriminator, ElectraGenerator  # noqa: E402
 from paddle_electra.weights import load_safetensors  # noqa: E402
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "tf_electra_tiny")
+FIXTURE = TF_FIXTURE
 PREFIX = os.path.join(FIXTURE, "electra_small")
 DATA = ".data-00000-of-00001"
 VOCAB = os.path.join(FIXTURE, "vocab.txt")
@@ -475,44 +474,13 @@ def test_tf_config_that_lies_about_the_hidden_size(tmp_path, capsys):
           "from-tf", "--checkpoint", ckpt, "--out", tmp_path / "o", out=tmp_path / "o")
 
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def write_index(path, items):
-    """A one-block LevelDB table (the .index format) holding `items`, sorted, every entry a restart point."""
-    items = sorted(items)
-    out = bytearray()
-
-    def block(entries):
-        body = bytearray()
-        restarts = []
-        for key, value in entries:
-            restarts.append(len(body))
-            body += _varint(0) + _varint(len(key)) + _varint(len(value)) + key + value
-        body += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
-        handle = _varint(len(out)) + _varint(len(body))
-        out.extend(body + b"\x00" + struct.pack("<I", tfc.mask_crc(tfc.crc32c(bytes(body) + b"\x00"))))
-        return handle
-    data = block(items)
-    footer = block([]) + block([(items[-1][0], data)])
-    out.extend(footer + bytes(40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    with open(path, "wb") as f:
-        f.write(bytes(out))
-
-
 def add_alias_variables(prefix, names, like=b"electra/encoder/layer_0/attention/self/query/bias", drop=()):
     """Extra index entries named `names`, pointing at an existing tensor's bytes (a valid checkpoint); entries whose
     name starts with one of `drop` are removed."""
     items = list(tfc._read_table(prefix + ".index"))
     value = dict(items)[like]
     items = [(k, v) for k, v in items if not (k and k.decode().startswith(tuple(drop)))]
-    write_index(prefix + ".index", items + [(n.encode(), value) for n in names])
+    write_leveldb_table(prefix + ".index", sorted(items + [(n.encode(), value) for n in names]))
 
 
 def test_unknown_tf_variable(tmp_path, capsys):

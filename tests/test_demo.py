@@ -41,7 +41,7 @@ def test_pipeline_artifacts_exist_and_load(demo):
     from paddle_electra.modeling import ElectraDiscriminator, ElectraGenerator
     from paddle_electra.tokenizer import ElectraTokenizer
     from pretrain.checkpoint import latest_checkpoint, verify_checkpoint
-    from pretrain.data import PretrainingDataset
+    from pretrain.dataset import PretrainingDataset
 
     for name in STAGES:
         assert (workdir / "stages" / f"{name}.json").is_file(), name

@@ -150,7 +150,7 @@ def test_embedding_init_from_the_training_datas_cooccurrences(tmp_path):
     from paddle_electra.errors import ConfigError
     from pretrain.config import PretrainConfig
     from pretrain.cooccurrence import embedding_table_from_data
-    from pretrain.data import PretrainingDataset
+    from pretrain.dataset import PretrainingDataset
     data = PretrainingDataset(small_pd_dataset(tmp_path, articles=40, vocab_size=800))
     table = np.random.default_rng(0).normal(0, 0.02, size=(data.vocab_size, 16)).astype(np.float32)
     new, tokens = embedding_table_from_data(data, table, std=0.1)

@@ -165,10 +165,24 @@ def test_gated_runner_switches_to_int8_only_after_agreeing():
     assert len(wrong.calls) == calls
 
 
+def test_damaged_export_is_refused(seqcls_export, tmp_path):
+    """The export's manifest.json (fileio's format) covers every file it wrote: a truncated weights file is refused by
+    name before a predictor loads it."""
+    import shutil
+    _, out, _ = seqcls_export
+    copy = tmp_path / "export"
+    shutil.copytree(out, copy)
+    params = copy / "inference.pdiparams"
+    params.write_bytes(params.read_bytes()[:-10])
+    with pytest.raises(WeightsError, match="inference.pdiparams"):
+        InferenceRunner(copy)
+    assert set(read_manifest(out)["files"]) >= {"inference.json", "inference.pdiparams", "model.onnx"}
+
+
 def test_incomplete_export_is_refused(tmp_path):
-    with pytest.raises(WeightsError, match="export.json"):
+    with pytest.raises(WeightsError, match="manifest.json"):
         InferenceRunner(tmp_path)
-    (tmp_path / "export.json").write_text(json.dumps({"format": "other"}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"format": "other", "files": {}}))
     with pytest.raises(WeightsError, match="format"):
         read_manifest(tmp_path)
     with pytest.raises(WeightsError, match="ONNX model not found"):

@@ -68,7 +68,7 @@ def test_fused_attention_mask_is_dense_whatever_the_stride_flag():
 # 2 ------------------------------------------------------------------------------------------------------------------
 def test_evaluate_runs_every_model_call_under_the_runs_autocast(monkeypatch, tmp_path):
     from conftest import small_pd_dataset
-    from pretrain.data import PretrainingDataset
+    from pretrain.dataset import PretrainingDataset
     from pretrain.evaluate import evaluate
     data = PretrainingDataset(small_pd_dataset(tmp_path, articles=20, vocab_size=500))
     tok = data.tokenizer()

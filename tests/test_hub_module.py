@@ -174,6 +174,9 @@ def test_archive_layout_is_one_folder_and_reproducible(model_dir, archive, tmp_p
         ["README.md", "__init__.py", "config.json", "manifest.json", "model.safetensors", "module.py",
          "tokenizer_config.json", "vocab.txt"])]
     assert check_archive(archive)["top"] == top
+    with tarfile.open(archive) as tar:  # the user's weights under a release name: neither HFL's name nor its summary
+        module_py = tar.extractfile(f"{top}/module.py").read().decode("utf-8")
+    assert "ymcui" not in module_py and "Not the chinese-electra-small release" in module_py
     again = package(model_dir, NAME, str(tmp_path), version="2.0.2", allow_other_shape=True)
     digest = [hashlib.sha256(open(path, "rb").read()).hexdigest() for path in (again, archive)]
     assert digest[0] == digest[1]
@@ -745,7 +748,8 @@ def test_hub_cli_install_list_show_uninstall_offline(archive, tmp_path):
     listed = _hub(["list"], env)
     assert NAME in listed.stdout and "modules/chinese_electra_small" in listed.stdout  # hub wraps long paths
     shown = _hub(["show", NAME], env)
-    assert "2.0.2" in shown.stdout and "ymcui" in shown.stdout
+    # a tiny model packaged under a release name (--allow-other-shape) is not credited to HFL
+    assert "2.0.2" in shown.stdout and "ymcui" not in shown.stdout and "paddle-electra" in shown.stdout
     removed = _hub(["uninstall", NAME], env)
     assert removed.returncode == 0 and not os.path.exists(folder)
     assert trap.hits == 0 and hub_server_setting(home) == OFFLINE_SERVER

@@ -9,8 +9,8 @@ import pytest
 from paddle_electra.errors import ConfigError, DataError
 from paddle_electra.tokenizer import ElectraTokenizer, build_vocab
 from pretrain import corpus
-from pretrain.data import (BuildOptions, EpochSampler, ExamplePacker, PretrainingDataset, build_dataset,
-                           chunk_seed)
+from pretrain.data import BuildOptions, ExamplePacker, build_dataset, chunk_seed
+from pretrain.dataset import EpochSampler, PretrainingDataset
 
 CLS, SEP = 2, 3
 

@@ -15,7 +15,8 @@ from paddle_electra import ElectraDiscriminator, ElectraGenerator
 from paddle_electra.errors import ConfigError
 from pretrain import corpus
 from pretrain.config import PretrainConfig, from_argv, parse_flags
-from pretrain.data import BuildOptions, PretrainingDataset, build_dataset
+from pretrain.data import BuildOptions, build_dataset
+from pretrain.dataset import PretrainingDataset
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,

@@ -29,6 +29,7 @@ import tempfile
 
 import numpy as np
 import pytest
+from conftest import TF_PREFIX, varint, write_leveldb_table
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import paddle_electra  # noqa: F401  (environment before paddle)
@@ -180,7 +181,8 @@ def expected_bad_input(contents):
 @example(files=[([b"\xff\xfe", "好。".encode()], True)], policy="fail")
 @example(files=[(["长".encode() * 40, "好。".encode()], True)], policy="skip")
 def test_pretraining_data_builder(pretrain_vocab, files, policy):
-    from pretrain.data import BuildOptions, PretrainingDataset, build_dataset
+    from pretrain.data import BuildOptions, build_dataset
+    from pretrain.dataset import PretrainingDataset
     with tempfile.TemporaryDirectory() as root:
         paths, contents = [], []
         for i, (lines, trailing_newline) in enumerate(files):
@@ -373,50 +375,17 @@ def test_squad_json_reader(document, broken, raw):
 # =====================================================================================================================
 # 3. The converters' format readers
 # =====================================================================================================================
-TF_FIXTURE = os.path.join(REPO, "tests", "fixtures", "tf_electra_tiny", "electra_small")
-
-
-def _varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def write_tf_index(path, items):
-    """A LevelDB table (one data block, no key compression) holding `items`, with correct CRCs, so that fuzzed
-    entries get past the block checks and reach the entry parser."""
-    from converters import tf_checkpoint as tfc
-    out = bytearray()
-
-    def block(entries):
-        body = bytearray()
-        for key, value in entries:
-            body += _varint(0) + _varint(len(key)) + _varint(len(value)) + key + value
-        body += struct.pack("<I", 0) + struct.pack("<I", 1)
-        handle = _varint(len(out)) + _varint(len(body))
-        out.extend(body + b"\0" + struct.pack("<I", tfc.mask_crc(tfc.crc32c(bytes(body) + b"\0"))))
-        return handle
-
-    data_handle = block(items)
-    last_key = items[-1][0] if items else b""
-    footer = block([]) + block([(last_key, data_handle)] if items else [])
-    out.extend(footer + bytes(40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    with open(path, "wb") as f:
-        f.write(bytes(out))
 
 
 def _field(number, wire, value):
-    tag = _varint((number << 3) | wire)
+    tag = varint((number << 3) | wire)
     if wire == 0:
-        return tag + _varint(value)
+        return tag + varint(value)
     if wire == 1:
         return tag + struct.pack("<Q", value & (2 ** 64 - 1))
     if wire == 5:
         return tag + struct.pack("<I", value & (2 ** 32 - 1))
-    return tag + _varint(len(value)) + value
+    return tag + varint(len(value)) + value
 
 
 PROTO_FIELD = st.one_of(
@@ -460,7 +429,7 @@ def _mutate(items, position, mutation):
 @pytest.fixture(scope="module")
 def tf_items():
     from converters import tf_checkpoint as tfc
-    return list(tfc._read_table(TF_FIXTURE + ".index"))
+    return list(tfc._read_table(TF_PREFIX + ".index"))
 
 
 @settings(max_examples=250, **COMMON)
@@ -477,8 +446,8 @@ def test_tf_index_entries_fuzzed(tf_items, mutations):
             items = _mutate(items, position, mutation)
     with tempfile.TemporaryDirectory() as root:
         prefix = os.path.join(root, "electra_small")
-        write_tf_index(prefix + ".index", items)
-        shutil.copy(TF_FIXTURE + ".data-00000-of-00001", prefix + ".data-00000-of-00001")
+        write_leveldb_table(prefix + ".index", items)
+        shutil.copy(TF_PREFIX + ".data-00000-of-00001", prefix + ".data-00000-of-00001")
         listed, err = call(tfc.list_variables, prefix)
         if err is None:
             tensors, err = call(tfc.read_checkpoint, prefix)
@@ -497,7 +466,7 @@ def test_tf_index_entries_fuzzed(tf_items, mutations):
        cut=st.one_of(st.none(), st.integers(0, 10 ** 6)))
 def test_tf_index_bytes_fuzzed(flips, cut):
     from converters import tf_checkpoint as tfc
-    data = bytearray(open(TF_FIXTURE + ".index", "rb").read())
+    data = bytearray(open(TF_PREFIX + ".index", "rb").read())
     for position, mask in flips:
         data[position % len(data)] ^= mask
     if cut is not None:
@@ -506,7 +475,7 @@ def test_tf_index_bytes_fuzzed(flips, cut):
         prefix = os.path.join(root, "electra_small")
         with open(prefix + ".index", "wb") as f:
             f.write(bytes(data))
-        shutil.copy(TF_FIXTURE + ".data-00000-of-00001", prefix + ".data-00000-of-00001")
+        shutil.copy(TF_PREFIX + ".data-00000-of-00001", prefix + ".data-00000-of-00001")
         tensors, err = call(tfc.read_checkpoint, prefix)
         tried("TF index raw bytes", outcome_of(err) if err else "read", 150)
         if err is not None:

@@ -1,5 +1,6 @@
 """Our ElectraDiscriminator / ElectraGenerator against PaddleNLP 2.8's (paddlenlp.transformers), identical random
-weights copied across with the converter's name map: logits equal within 1e-5 (fp32), with and without padding.
+weights copied across with the converter's name map: logits equal to an absolute 1e-5 x max(1, largest |logit|)
+(fp32) at every position, padded ones included, with and without padding.
 
 What PaddleNLP does differently, found by reading paddlenlp/transformers/electra/modeling.py and checked here:
 - Attention mask. Given no mask, PaddleNLP masks the keys whose id equals pad_token_id (additive -1e4); ours masks

@@ -1,15 +1,15 @@
 """The TF checkpoint reader against a checkpoint TensorFlow itself wrote (tests/fixtures/tf_electra_tiny)."""
 import os
 import shutil
-import struct
 
 import numpy as np
 import pytest
 
+from conftest import TF_FIXTURE, write_leveldb_table
 from converters import tf_checkpoint as tfc
 from paddle_electra.errors import WeightsError
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "tf_electra_tiny")
+FIXTURE = TF_FIXTURE
 PREFIX = os.path.join(FIXTURE, "electra_small")
 EXTRA = os.path.join(FIXTURE, "extra_dtypes")
 DATA = ".data-00000-of-00001"
@@ -168,44 +168,6 @@ def test_corrupt_index_block(ckpt_copy):
 
 
 # ------------------------------------------------------------------------------------ re-encoded index tables
-def _varint(n):
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
-
-
-def _write_table(path, items, per_block, compression=0):
-    """Minimal LevelDB table writer (restart every 2 entries) to check the reader's multi-block path."""
-    out = bytearray()
-
-    def block(entries):
-        body, restarts, prev = bytearray(), [], b""
-        for i, (key, value) in enumerate(entries):
-            shared = 0
-            if i % 2:
-                while shared < min(len(prev), len(key)) and prev[shared] == key[shared]:
-                    shared += 1
-            else:
-                restarts.append(len(body))
-            body += _varint(shared) + _varint(len(key) - shared) + _varint(len(value)) + key[shared:] + value
-            prev = key
-        body += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
-        handle = _varint(len(out)) + _varint(len(body))
-        trailer = bytes([compression])
-        out.extend(body + trailer + struct.pack("<I", tfc.mask_crc(tfc.crc32c(bytes(body) + trailer))))
-        return handle
-
-    index = [(chunk[-1][0], block(chunk)) for chunk in (items[i:i + per_block]
-                                                          for i in range(0, len(items), per_block))]
-    footer = block([]) + block(index)
-    out.extend(footer + bytes(40 - len(footer)) + struct.pack("<Q", 0xDB4775248B80FB57))
-    with open(path, "wb") as f:
-        f.write(bytes(out))
-
-
 def _index_items():
     return list(tfc._read_table(PREFIX + ".index"))
 
@@ -213,12 +175,12 @@ def _index_items():
 def test_multi_block_index_reads_the_same(ckpt_copy):
     items = _index_items()
     assert len(items) == 90  # the header entry plus 89 tensors
-    _write_table(ckpt_copy + ".index", items, per_block=7)
+    write_leveldb_table(ckpt_copy + ".index", items, per_block=7, restart_interval=2)
     _assert_bitwise_equal(tfc.read_checkpoint(ckpt_copy), _load_expected(FIXTURE))
 
 
 def test_compressed_index_is_refused(ckpt_copy):
-    _write_table(ckpt_copy + ".index", _index_items(), per_block=7, compression=1)
+    write_leveldb_table(ckpt_copy + ".index", _index_items(), per_block=7, restart_interval=2, compression=1)
     with pytest.raises(WeightsError, match="snappy-compressed index blocks are not supported"):
         tfc.list_variables(ckpt_copy)
 
@@ -227,11 +189,11 @@ def test_unknown_dtype_and_byte_order_are_refused(ckpt_copy):
     items = _index_items()
     name = b"global_step"
     items = [(k, b"\x08\x14" + v[2:] if k == name else v) for k, v in items]  # dtype 20 = DT_RESOURCE
-    _write_table(ckpt_copy + ".index", items, per_block=50)
+    write_leveldb_table(ckpt_copy + ".index", items, per_block=50, restart_interval=2)
     with pytest.raises(WeightsError, match="'global_step' has unsupported TF dtype enum 20"):
         tfc.list_variables(ckpt_copy)
     items = [(k, v + b"\x10\x01" if k == b"" else v) for k, v in _index_items()]  # endianness = BIG
-    _write_table(ckpt_copy + ".index", items, per_block=50)
+    write_leveldb_table(ckpt_copy + ".index", items, per_block=50, restart_interval=2)
     with pytest.raises(WeightsError, match="big-endian checkpoints are not supported"):
         tfc.list_variables(ckpt_copy)
 
@@ -239,7 +201,7 @@ def test_unknown_dtype_and_byte_order_are_refused(ckpt_copy):
 def test_unsorted_index_keys_are_refused(ckpt_copy):
     items = _index_items()
     items[5], items[6] = items[6], items[5]
-    _write_table(ckpt_copy + ".index", items, per_block=50)
+    write_leveldb_table(ckpt_copy + ".index", items, per_block=50, restart_interval=2)
     with pytest.raises(WeightsError, match="keys are not in increasing order"):
         tfc.list_variables(ckpt_copy)
 

@@ -70,7 +70,7 @@ def test_zero_steps_exports_the_input_unchanged_with_a_full_report(source, tmp_p
 def test_first_step_losses_are_a_forward_pass_of_the_input_weights(source, tmp_path):
     from paddle_electra.pretraining import ElectraForPretraining
     from pretrain import warmstart
-    from pretrain.data import EpochSampler, PretrainingDataset
+    from pretrain.dataset import EpochSampler, PretrainingDataset
     from pretrain.rng import draw_masks, draw_sample_uniforms
     from pretrain.train import train
     cfg = config(source["data"], tmp_path / "warm", init_from=str(source["dir"]), max_steps=1, dropout=0.0,
@@ -171,10 +171,9 @@ def test_a_converted_tf_checkpoint_warm_starts_a_run(tmp_path):
     """The official checkpoint format end to end: `converters from-tf` on the TF-saved fixture (official variable
     names, Adam slots, global_step), a dataset built with its vocab.txt, then a warm start: after 0 steps the export
     is the converted weights bit for bit; after 2 steps it has trained."""
-    import os
+    from conftest import TF_FIXTURE as fixture
     from converters.__main__ import main as convert
     from pretrain.train import train
-    fixture = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "tf_electra_tiny")
     converted = tmp_path / "converted"
     assert convert(["from-tf", "--checkpoint", fixture, "--out", str(converted)]) == 0
     vocab = converted / "discriminator" / "vocab.txt"

@@ -7,7 +7,8 @@ import pytest
 
 from paddle_electra import rtd
 from paddle_electra.errors import ConfigError
-from pretrain.data import BuildOptions, PretrainingDataset, _init_worker, build_dataset, word_starts
+from pretrain.data import BuildOptions, _init_worker, build_dataset, word_starts
+from pretrain.dataset import PretrainingDataset
 from pretrain.rng import draw_masks
 
 MASK, SPECIAL = 4, (0, 2, 3, 4)  # [PAD] [CLS] [SEP] [MASK] as in the Chinese vocab's order below

@@ -155,12 +155,38 @@ def _members(path):
             raise ArchiveError(f"{path}: corrupt or truncated archive ({err})") from None
 
 
+def _check_checksums(path):
+    """Refuse a compressed archive whose own checksums fail: tarfile stops reading a .tar.gz at the tar end marker and
+    never reaches gzip's trailer (CRC-32 and length of the whole stream), and ZipFile checks a member's CRC only when
+    it is read, so damage there would otherwise pass unnoticed."""
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                bad = archive.testzip()
+        except _READ_ERRORS as err:
+            raise ArchiveError(f"{path}: corrupt zip archive ({err})") from None
+        if bad is not None:
+            raise ArchiveError(f"{path}: member {bad!r} fails its CRC check: damaged archive")
+        return
+    with open(path, "rb") as f:
+        if f.read(2) != b"\x1f\x8b":
+            return
+    try:
+        with gzip.open(path, "rb") as stream:
+            while stream.read(1 << 20):
+                pass
+    except (OSError,) + _READ_ERRORS as err:
+        raise ArchiveError(f"{path}: damaged gzip stream ({err})") from None
+
+
 def check_archive(path, max_members=MAX_MEMBERS, max_total_bytes=MAX_TOTAL_BYTES) -> dict:
-    """Refuse an archive with absolute or `..` member paths, links, device/fifo members, a bundled requirements.txt,
-    several top-level folders or no module.py; return {'top': folder name, 'files': [names], 'bytes': total}."""
+    """Refuse an archive whose checksums fail, with absolute or `..` member paths, links, device/fifo members, a
+    bundled requirements.txt, several top-level folders or no module.py; return {'top': folder name, 'files': [names],
+    'bytes': total}."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ArchiveError(f"{path}: archive not found")
+    _check_checksums(path)
     tops, files, seen, total, count = set(), [], set(), 0, 0
     for name, kind, size in _members(path):
         count += 1

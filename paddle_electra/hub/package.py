@@ -40,8 +40,9 @@ SHAPE_FIELDS = ("num_hidden_layers", "hidden_size", "num_attention_heads", "inte
                 "vocab_size")
 
 
-def check_release_shape(config, name, source, allow_other_shape=False):
-    """A release name promises the release's shape: refuse another one unless explicitly allowed."""
+def check_release_shape(config, name, source, allow_other_shape=False) -> list:
+    """A release name promises the release's shape: refuse another one unless explicitly allowed; return the shape
+    fields that differ (allowed)."""
     from paddle_electra.config import preset
     expected = preset(get_release(name).size)
     differ = [f for f in SHAPE_FIELDS if getattr(config, f) != getattr(expected, f)]
@@ -50,6 +51,7 @@ def check_release_shape(config, name, source, allow_other_shape=False):
         promised = ", ".join(f"{f} {getattr(expected, f)}" for f in differ)
         raise ConfigError(f"{source}: {shape}, but the {name} module promises {promised}; choose the release "
                           f"name of this shape, or pass --allow-other-shape to package it as {name} anyway")
+    return differ
 
 
 def validate_model_dir(model_dir, name=None, allow_other_shape=False):
@@ -209,9 +211,19 @@ def package(model_dir, name, out, version=None, allow_other_shape=False, descrip
                               f"to package your own model, give it --description \"Pretrained on ...\"")
         release = get_release(name)
         config = validate_model_dir(model_dir, release.name, allow_other_shape)
-        name, summary = release.name, release.summary()
-        module_py = render_release(name, version)
-        weights_from = f"{release.hf_discriminator} (or the model directory given to the packager)"
+        name = release.name
+        if check_release_shape(config, name, model_dir, allow_other_shape):
+            # --allow-other-shape: the user's own weights under a release name; HFL is not their author
+            params = f"{parameter_count(os.path.join(model_dir, WEIGHTS_NAME)) / 1e6:.1f}M"
+            summary = module_summary(name, config, params, f"Not the {name} release: a model of another shape "
+                                     f"packaged under its name (--allow-other-shape)")
+            module_py = render_module(name, version, summary, author, params, config.num_hidden_layers, author)
+            weights_from = (f"the model directory given to the packager "
+                            f"({os.path.basename(os.path.abspath(model_dir))})")
+        else:
+            summary = release.summary()
+            module_py = render_release(name, version)
+            weights_from = f"{release.hf_discriminator} (or the model directory given to the packager)"
     else:
         if is_release(name):
             raise ConfigError(f"--name {name!r} is a released model's name; --description is for your own model, "
