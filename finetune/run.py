@@ -12,20 +12,14 @@ predictions, VisualDL logs and the best checkpoint (see finetune/loop.py). Re-ru
 """
 from __future__ import annotations
 
+import argparse
+import logging
 import os
+import statistics
 import sys
 
-if __name__ == "__main__" and __package__ in (None, ""):
-    # run as `python finetune/run.py`: Python put finetune/ first on sys.path, where config.py, tasks/ and
-    # evaluate.py would shadow top-level modules of the same names; the repository root is what we need there
-    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-
-from paddle_electra.errors import command  # noqa: E402
-from paddle_electra.fileio import write_json  # noqa: E402
+from paddle_electra.errors import command
+from paddle_electra.fileio import write_json
 
 log = logging.getLogger("finetune")
 
