@@ -1,7 +1,13 @@
-"""Where one pretraining step's time goes, per phase and per Paddle operator (issue 15: profile before optimising).
+"""Where one pretraining or fine-tuning step's time goes, per phase and per Paddle operator (issue 15: profile before
+optimising).
 
     python -m bench.profile_step [--config pretrain/configs/peoples_daily_tiny.json] [--data DATA] [--steps 40]
                                  [--threads 1] [--ops 30] [--out bench/results/profile_step.md]
+    python -m bench.profile_step --finetune small [--batch 32] [--seq-len 128] [--threads 2] [--steps 4] [--out ...]
+
+--finetune SIZE profiles the fine-tuning step instead (bench/finetune_step.py's "ours": ElectraForSequenceClassification
+of the official SIZE shape, 2 labels, mean of the cross-entropy, backward, AdamW with the official layer-wise decay 0.8
+and global-norm clipping), on random ids of [batch, seq-len].
 
 The step is pretrain/train.py's, in the same order and with the same functions: the masks and the generator's
 uniforms (pretrain/rng.py), forward of generator + discriminator (`ElectraForPretraining`), backward, the logged
@@ -93,6 +99,50 @@ def build(config_path: str, data_dir, overrides: dict, seq_len: int = 32):
     return step, clock, shape
 
 
+FINETUNE_PHASES = ("forward", "backward", "optimizer", "clear_grad")
+
+
+def build_finetune(size: str, batch: int, seq_len: int):
+    """The fine-tuning step of `size` on random ids: (step, clock, shape), as build()."""
+    import paddle_electra  # noqa: F401  (CPU environment before paddle)
+    import paddle
+    import paddle.nn.functional as F
+    from paddle_electra.config import preset
+    from paddle_electra.modeling import ElectraForSequenceClassification
+    from paddle_electra.optim import build_optimizer, linear_warmup_decay
+
+    config = preset(size)
+    paddle.seed(0)
+    model = ElectraForSequenceClassification(config, num_labels=2)
+    model.train()
+    schedule = linear_warmup_decay(1e-4, 10, 1000)
+    optimizer = build_optimizer(model, schedule, layerwise_decay=0.8)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(104, config.vocab_size, size=(batch, seq_len)).astype("int64")
+    ids[:, 0], ids[:, -1] = 101, 102
+    tensors = [paddle.to_tensor(a) for a in (ids, np.zeros_like(ids), np.ones_like(ids))]
+    labels = paddle.to_tensor(rng.integers(0, 2, size=(batch,)).astype("int64"))
+    clock = {phase: 0.0 for phase in FINETUNE_PHASES}
+
+    def step(i: int):
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(model(*tensors), labels).mean()
+        t1 = time.perf_counter()
+        loss.backward()
+        t2 = time.perf_counter()
+        optimizer.step()
+        t3 = time.perf_counter()
+        optimizer.clear_grad()
+        schedule.step()
+        t4 = time.perf_counter()
+        for phase, seconds in zip(FINETUNE_PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            clock[phase] += seconds
+
+    shape = (f"sequence classification, {size}: {config.num_hidden_layers} layers x h{config.hidden_size} (FFN "
+             f"{config.intermediate_size}), vocab {config.vocab_size}, batch {batch} x {seq_len}")
+    return step, clock, shape
+
+
 def operator_table(step, steps: int, top: int) -> str:
     import paddle.profiler as profiler
     prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU])
@@ -119,6 +169,9 @@ def main(argv=None) -> int:
     parser.add_argument("--ops", type=int, default=30, help="rows of the operator table")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
                         help="config overrides, e.g. train_batch_size=16 'discriminator={\"hidden_size\": 256}'")
+    parser.add_argument("--finetune", metavar="SIZE", help="profile the fine-tuning step of this official size "
+                        "(small, base, ...) instead of pretraining")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of --finetune")
     parser.add_argument("--out", help="also write the report (markdown) here")
     args = parser.parse_args(argv)
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
@@ -127,7 +180,10 @@ def main(argv=None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         overrides[key] = json.loads(value)
-    step, clock, shape = build(args.config or None, args.data, overrides, args.seq_len)
+    if args.finetune:
+        step, clock, shape = build_finetune(args.finetune, args.batch, args.seq_len)
+    else:
+        step, clock, shape = build(args.config or None, args.data, overrides, args.seq_len)
     for i in range(5):
         step(i)
     for phase in clock:
@@ -136,7 +192,8 @@ def main(argv=None) -> int:
     for i in range(args.steps):
         step(100 + i)
     wall = time.perf_counter() - started
-    lines = [f"# One pretraining step, by phase and by operator ({args.threads} thread(s))", "",
+    kind = "fine-tuning" if args.finetune else "pretraining"
+    lines = [f"# One {kind} step, by phase and by operator ({args.threads} thread(s))", "",
              f"Shape: {shape}; {args.steps} steps after 5 warm-up steps; {time.strftime('%Y-%m-%d')}, "
              f"{os.cpu_count()} CPUs.", "", "| phase | ms per step | share |", "|---|---|---|"]
     for phase, seconds in clock.items():

@@ -79,3 +79,17 @@ def test_global_grad_norm_is_the_l2_norm_of_all_gradients():
                            if p.grad is not None))
     assert abs(global_grad_norm(params) - expected) <= 1e-5 * expected
     assert global_grad_norm(unused.parameters()) == 0.0
+
+
+def test_profile_script_reports_the_fine_tuning_step(tmp_path, monkeypatch):
+    """bench.profile_step --finetune: the phases of the fine-tuning step and Paddle's operator table, written to --out
+    (issue 15's profile of the hub.Trainer-path step)."""
+    from bench.profile_step import main
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # main() sets them; restored after the test
+        monkeypatch.setenv(name, "1")
+    out = tmp_path / "profile.md"
+    assert main(["--finetune", "tiny", "--batch", "2", "--seq-len", "8", "--steps", "1", "--ops", "5",
+                 "--threads", "1", "--out", str(out)]) == 0
+    report = out.read_text(encoding="utf-8")
+    assert report.startswith("# One fine-tuning step") and "| backward |" in report and "| optimizer |" in report
+    assert "Operator Summary" in report
