@@ -7,13 +7,14 @@ Writes bench/results/latest.json (all raw numbers, times of every repeat, machin
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 
 from bench import common
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 SECTIONS = ("peak", "pretrain", "finetune", "inference", "quantization", "tokenize", "data")
 
@@ -117,8 +118,9 @@ def targets(results: dict) -> str:
     return "**Targets (issues 8 and 15)**\n\n" + common.markdown_table(headers, lines)
 
 
+@command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer cases and repeats (~3 min on 2 quiet cores)")
     parser.add_argument("--long", action="store_true", help="the whole matrix: every batch, size and environment")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated subset of {SECTIONS}")

@@ -15,7 +15,6 @@ first is repeated at the end to show the machine's drift. To compare against an 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -26,16 +25,18 @@ import tempfile
 import time
 
 from bench import common
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 CONFIG = os.path.join("pretrain", "configs", "peoples_daily_tiny.json")
 
 
 def build_demo_data(root: str) -> str:
-    """The demo's corpus and 32-token shards under root/data (what pretrain/demo.py stages 1-3 make)."""
+    """The demo's corpus and 32-token shards under root/data (what pretrain/demo/pipeline.py stages 1-3 make)."""
     from paddle_electra.tokenizer import build_vocab
     from pretrain.corpus import write_corpus
     from pretrain.data import BuildOptions, build_dataset
-    from pretrain.demo import add_review_text
+    from pretrain.demo.pipeline import add_review_text
     corpus = os.path.join(root, "corpus")
     write_corpus(corpus)
     add_review_text(os.path.join(corpus, "train.txt"))
@@ -85,8 +86,9 @@ def profile_table(path: str, top: int = 25) -> str:
     return "\n".join(f"{100.0 * n / totals:5.1f}%  {name}" for name, n in rows)
 
 
+@command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.demo_step", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m bench.demo_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--repo", action="append", help="checkout to measure (repeatable; default: this one)")
     parser.add_argument("--label", action="append", help="a name per --repo, for the table")

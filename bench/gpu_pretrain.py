@@ -36,6 +36,8 @@ import os
 import subprocess
 import sys
 import time
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAG = "GPU_BENCH_RESULT "
@@ -258,8 +260,9 @@ def worker(spec):
             "peak_mem_mib": memory(), "loss": final}
 
 
+@command
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", default="small,base")
     parser.add_argument("--batch", default="128,64", help="per size, comma-separated (one value = all sizes)")

@@ -19,7 +19,6 @@ config's shape (the cost of a step does not depend on the ids).
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import sys
@@ -27,6 +26,8 @@ import time
 from contextlib import redirect_stdout
 
 import numpy as np
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 PHASES = ("masks", "forward", "backward", "grad_norm", "optimizer", "clear_grad")
 
@@ -159,8 +160,9 @@ def operator_table(step, steps: int, top: int) -> str:
     return "\n".join(lines[:top + 8])
 
 
+@command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.profile_step", description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m bench.profile_step", description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default=os.path.join("pretrain", "configs", "peoples_daily_tiny.json"))
     parser.add_argument("--data", help="a dataset folder from pretrain/data.py (default: random ids)")
     parser.add_argument("--steps", type=int, default=40, help="timed steps (after 5 warm-up steps)")

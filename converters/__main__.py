@@ -13,7 +13,6 @@ Errors are one line on stderr naming the file or tensor at fault, with exit stat
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import warnings
@@ -21,15 +20,11 @@ import zipfile
 
 from paddle_electra.config import PRESET_SIZES
 from paddle_electra.errors import EXIT_ERROR, ConfigError, command  # noqa: F401  (EXIT_ERROR: the exit contract)
+from paddle_electra.runconfig import ArgumentParser
 
 
 class UsageError(ConfigError):
     """A bad command line: reported like every other error, on one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default prints the usage block too; keep errors to one line
-        raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
 def _existing_file(path, flag):
@@ -161,9 +156,9 @@ def cmd_package(args):
     return f"{archive}  sha256 {fileio.sha256_file(archive)}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m converters", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="python -m converters", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
     def command(name, func, out_help="output folder (must not exist or be empty, unless --force)"):

@@ -13,7 +13,8 @@ from typing import Optional
 
 from paddle_electra.errors import ConfigError
 from paddle_electra.fileio import read_json_file
-from paddle_electra.runconfig import coerce, field_types, split_flags, suggest
+from paddle_electra import runconfig
+from paddle_electra.runconfig import field_types
 
 # The seed's README recommends small 3e-4 and base 1e-4 (used for its results tables, "not tuned"). Large takes the
 # official size override (5e-5, layer-wise decay 0.9). small-ex is small's width at 24 layers: we keep small's 3e-4
@@ -89,31 +90,17 @@ _OFFICIAL_ALIASES = {"task_names": "task", "predict_batch_size": "eval_batch_siz
 _FIELD_TYPES = field_types(FinetuneConfig)
 
 
-def _coerce(name, value, source):
-    """One json or flag value as the field's type (strings, from flags or json, are read as that type)."""
-    return coerce(_FIELD_TYPES[name], value, f"{source}: field {name!r}", text=isinstance(value, str))
-
-
-def _field_name(key, source):
-    name = key.replace("-", "_")
-    name = _OFFICIAL_ALIASES.get(name, name)
-    if name not in _FIELD_TYPES:
-        raise ConfigError(f"{source}: unknown field {key!r}{suggest(name, _FIELD_TYPES)}")
-    return name
-
-
 def apply(config: FinetuneConfig, values: dict, source: str) -> FinetuneConfig:
-    """A copy of `config` with `values` (json or flag values) applied; ConfigError on unknown keys or bad types."""
-    changes = {}
-    for key, value in values.items():
-        name = _field_name(key, source)
-        if name == "task" and isinstance(value, list):  # official task_names is a list
-            if len(value) != 1:
+    """A copy of `config` with `values` (json or flag values; strings are read as their field's type, since
+    official hparams files write some numbers as strings) applied; ConfigError on unknown keys or bad types."""
+    values = dict(values)
+    for key in ("task_names", "task"):
+        if isinstance(values.get(key), list):  # official task_names is a list
+            if len(values[key]) != 1:
                 raise ConfigError(f"{source}: field 'task_names' must name exactly one task (multi-task "
-                                  f"fine-tuning is not supported), got {value!r}")
-            value = value[0]
-        changes[name] = _coerce(name, value, source)
-    return dataclasses.replace(config, **changes)
+                                  f"fine-tuning is not supported), got {values[key]!r}")
+            values[key] = values[key][0]
+    return runconfig.apply(config, values, source, aliases=_OFFICIAL_ALIASES, read_strings=True)
 
 
 def read_hparams(path) -> dict:
@@ -123,8 +110,9 @@ def read_hparams(path) -> dict:
 
 
 def parse_flags(tokens) -> dict:
-    """`--key value` / `--key=value` pairs (a bare `--flag` is true) into {key: string value}."""
-    return {key: "true" if text is None else text for key, text in split_flags(tokens)}
+    """`--key value` / `--key=value` pairs (a bare boolean `--flag` is true) into {field: typed value}; official key
+    names are accepted."""
+    return runconfig.read_flags(tokens, _FIELD_TYPES, aliases=_OFFICIAL_ALIASES, config_key=None)[1]
 
 
 def resolve(task, hparams: Optional[dict] = None, flags: Optional[dict] = None, hparams_source="hparams",

@@ -6,13 +6,13 @@ stdout line is byte-identical to the official script's: {"AVERAGE": "%.3f", "F1"
 Unanswered questions are logged to stderr as "Unanswered question: ID", as officially. Bad input exits 2 with a
 one-line message naming the file and field.
 """
-import argparse
 import json
 import sys
 
 from paddle_electra.errors import DataError, command
 from paddle_electra.fileio import read_bytes
 from paddle_electra.metrics import evaluate_predictions, format_cmrc_result
+from paddle_electra.runconfig import ArgumentParser
 
 
 def load_json(path):
@@ -29,7 +29,7 @@ def load_json(path):
 @command
 def main(argv=None) -> int:
     """Run the evaluation; returns the exit code (0, or 2 on bad input)."""
-    parser = argparse.ArgumentParser(description="Official-equivalent CMRC 2018 / DRCD evaluation (EM, F1).")
+    parser = ArgumentParser(description="Official-equivalent CMRC 2018 / DRCD evaluation (EM, F1).")
     parser.add_argument("dataset_file", help="SQuAD-style or raw CMRC 2018 dataset JSON with gold answers")
     parser.add_argument("prediction_file", help="JSON object {question id: predicted answer text}")
     args = parser.parse_args(argv)

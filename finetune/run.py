@@ -12,7 +12,6 @@ predictions, VisualDL logs and the best checkpoint (see finetune/loop.py). Re-ru
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import statistics
@@ -20,6 +19,7 @@ import sys
 
 from paddle_electra.errors import command
 from paddle_electra.fileio import write_json
+from paddle_electra.runconfig import ArgumentParser
 
 log = logging.getLogger("finetune")
 
@@ -31,7 +31,7 @@ SUMMARY_KEYS = ("accuracy", "EM", "F1", "f1", "precision", "recall")
 
 def parse_args(argv):
     # allow_abbrev=False: FinetuneConfig's --seed must not be taken as an abbreviation of --seeds
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description="Fine-tune Chinese ELECTRA (PaddleHub module) on a task; extra --key value pairs set "
                     "FinetuneConfig fields (see finetune/config.py).", allow_abbrev=False)
     parser.add_argument("--task", help="registered task name (see --list-tasks)")

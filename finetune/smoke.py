@@ -14,12 +14,13 @@ Prints a table (task, metric, examples, seconds) and writes <output>/smoke.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -67,8 +68,9 @@ def random_model(data_root, folder, size="small"):
     return folder
 
 
+@command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-root", default=os.path.join(REPO, "..", "shared", "data"))
     parser.add_argument("--model", help="model dir or module; default: a random-init small model (smoke only)")
     parser.add_argument("--output-dir", default=os.path.join("runs", "finetune-smoke"))

@@ -4,13 +4,14 @@ packager's template (paddle_electra/hub/module.py.tmpl, paddle_electra.hub.packa
     python -m modules.generate            # (re)write the folders
     python -m modules.generate --check    # exit 1 if a committed file differs from what the template gives
 """
-import argparse
 import os
 import sys
 
 from paddle_electra.fileio import write_text
 from paddle_electra.hub.package import INIT_TEXT, render_release
 from paddle_electra.releases import RELEASES
+from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 from . import MODULES_DIR
 
@@ -25,8 +26,9 @@ def expected_files(root=MODULES_DIR) -> dict:
     return files
 
 
+@command
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m modules.generate", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m modules.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 on any difference")
     args = parser.parse_args(argv)
     stale = []

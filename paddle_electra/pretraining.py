@@ -97,7 +97,7 @@ class ElectraForPretraining(nn.Layer):
 
         real = attention_mask.astype("float32")
         if self.disc_weight == 0:
-            # masked-LM only (BERT's objective on the generator; pretrain.curve's control at equal compute): the
+            # masked-LM only (BERT's objective on the generator; pretrain.demo.curve's control at equal compute): the
             # discriminator is not run, so its outputs are zeros and it receives no gradient
             labels = paddle.zeros_like(input_ids)
             disc_logits = paddle.zeros(input_ids.shape, "float32")

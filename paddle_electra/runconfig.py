@@ -1,22 +1,30 @@
-"""The typed layer under every run config: defaults (a dataclass) -> a JSON file -> `--key value` flags.
+"""The typed layer under every run config and command line: defaults (a dataclass) -> a JSON file -> flags.
 
-PretrainConfig (pretrain/config.py) and FinetuneConfig (finetune/config.py) are small dataclasses; what they share
-lives here, once:
+The configs are small dataclasses: PretrainConfig (pretrain/config.py), FinetuneConfig (finetune/config.py),
+BuildOptions (pretrain/data.py, the dataset builder) and ServeOptions (paddle_electra/hub/serve.py). What they
+share lives here, once:
+- `apply`: a copy of a config with values set, each checked against its field's type (`coerce`) and its name
+  against the fields (`suggest`, the "did you mean" hint); `load`: defaults -> JSON file -> flags in one call;
 - `coerce`: a value as the type of a field's annotation (bool, int, float, str, dict, Optional[...]); JSON values
   are checked, a flag's text is read ("true"/"false", "2e-4", '{"hidden_size": 64}', "none");
-- `split_flags`: `--key value`, `--key=value` and bare `--key` tokens of a command line;
-- `suggest`: the "did you mean" hint for a key no field has.
+- `read_flags` / `split_flags`: a free-form `--key value` command line (pretrain/run.py, finetune/run.py's config
+  flags) as typed field values;
+- `ArgumentParser` + `add_fields` / `field_flags`: the commands with their own positional and path arguments
+  (dataset builder, converters, serving, installers) parse with argparse, one-line errors and exit status 2, and
+  take a config dataclass's fields as `--field-name VALUE` flags that go through `apply` like any other value.
 JSON files are read by paddle_electra.fileio.read_json_file. Every problem is one ConfigError line that names its
-source (file or flag) and the field.
+source (file or flag) and the field; commands turn it into one `error:` line and exit status 2 (errors.command).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import json
 import typing
 
 from .errors import ConfigError
+from .fileio import read_json_file
 
 TRUE_WORDS = ("true", "1", "yes")
 FALSE_WORDS = ("false", "0", "no")
@@ -105,3 +113,100 @@ def split_flags(tokens) -> list:
         pairs.append((key, text))
         i += 1
     return pairs
+
+
+def apply(config, values: dict, source: str, aliases=None, read_strings: bool = False):
+    """A copy of the dataclass instance `config` with `values` ({key: value}) set. Keys may use dashes for
+    underscores; `aliases` maps other accepted names (the official ones) to fields. Each value is checked as its
+    field's type; `read_strings`: a string value for a non-string field is read as text ("2e-4"), as a flag's
+    would be (False: JSON's own types are required). ConfigError names `source` and the field."""
+    types, changes = field_types(type(config)), {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        name = (aliases or {}).get(name, name)
+        if name not in types:
+            raise ConfigError(f"{source}: unknown field {key!r}{suggest(name, types)}")
+        changes[name] = coerce(types[name], value, f"{source}: field {name!r}",
+                               text=read_strings and isinstance(value, str))
+    return dataclasses.replace(config, **changes)
+
+
+def load(cls, json_path=None, flags=None, what: str = "config file"):
+    """defaults -> the JSON object in `json_path` -> `flags` (typed values or a flag's text), as a `cls`."""
+    config = cls()
+    if json_path:
+        config = apply(config, read_json_file(json_path, what), json_path)
+    return apply(config, flags or {}, "command line", read_strings=True)
+
+
+def read_flags(tokens, types: dict, bare=None, aliases=None, config_key="config") -> tuple:
+    """(config_path or None, {field: typed value}) of a command line of `--key value`, `--key=value` and bare
+    `--key` tokens: dashes mean underscores, `--config FILE` names a JSON file (`config_key` None: no such flag), a
+    bare boolean flag is true and a bare `--key` in `bare` takes bare[key] (`--resume` -> "latest"). Unknown keys:
+    ConfigError with a hint."""
+    config_path, values = None, {}
+    for key, text in split_flags(tokens):
+        name = key.replace("-", "_")
+        name = (aliases or {}).get(name, name)
+        flag = f"--{key}"
+        if config_key is not None and name == config_key:
+            if text is None:
+                raise ConfigError(f"{flag} needs a JSON file path")
+            config_path = text
+        elif name not in types:
+            raise ConfigError(f"unknown flag {flag}{suggest(name, types)}")
+        elif text is not None:
+            values[name] = coerce(types[name], text, f"flag {flag}", text=True)
+        elif _unwrap(types[name])[0] is bool:
+            values[name] = True
+        elif name in (bare or {}):
+            values[name] = bare[name]
+        else:
+            raise ConfigError(f"flag {flag} needs a value")
+    return config_path, values
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the project's error rule: a bad command line is a ConfigError, which the command's
+    errors.command wrapper prints as one line `error: <prog>: <message> (see --help)` with exit status 2 (argparse's
+    default prints the whole usage block first). Sub-command parsers are of this class too."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _SubParsers)
+
+    def error(self, message):
+        raise ConfigError(f"{self.prog}: {message} (see --help)")
+
+
+class _SubParsers(argparse._SubParsersAction):
+    def __init__(self, *args, **kwargs):
+        kwargs["parser_class"] = ArgumentParser
+        super().__init__(*args, **kwargs)
+
+
+_FIELD_DEST = "field:"  # argparse dest prefix of add_fields' flags
+_METAVARS = {bool: "BOOL", int: "INT", float: "FLOAT", str: "TEXT", dict: "JSON"}
+
+
+def add_fields(parser, cls, helps=None, title=None, skip=()):
+    """Each field of the dataclass `cls` (but `skip`) as an optional `--field-name VALUE` of `parser`. The text is
+    kept as given and read by `apply` (through `field_flags` + `load`), so flags and JSON follow one set of type
+    rules; an absent flag leaves the field to the JSON file or the default (shown in --help)."""
+    defaults = cls()
+    group = parser.add_argument_group(title or f"{cls.__name__} fields")
+    for name, kind in field_types(cls).items():
+        if name in skip:
+            continue
+        base, optional = _unwrap(kind)
+        default = getattr(defaults, name)
+        help_text = (helps or {}).get(name, "")
+        help_text = f"{help_text + '; ' if help_text else ''}{_TYPE_WORDS[base]}, default {default!r}"
+        group.add_argument(f"--{name.replace('_', '-')}", dest=_FIELD_DEST + name, default=argparse.SUPPRESS,
+                           metavar=_METAVARS[base], help=help_text)
+    return group
+
+
+def field_flags(args) -> dict:
+    """{field: text} of the add_fields flags present in a parsed argparse namespace."""
+    return {k[len(_FIELD_DEST):]: v for k, v in vars(args).items() if k.startswith(_FIELD_DEST)}

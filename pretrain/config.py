@@ -24,8 +24,8 @@ from typing import Optional
 
 from paddle_electra.config import ElectraConfig, generator_config, preset
 from paddle_electra.errors import ConfigError
-from paddle_electra.fileio import read_json_file
-from paddle_electra.runconfig import coerce, field_types, split_flags, suggest
+from paddle_electra import runconfig
+from paddle_electra.runconfig import field_types, suggest
 
 SIZES = ("small", "small-ex", "base", "large", "tiny")
 SIZE_DEFAULTS = {
@@ -60,7 +60,7 @@ class PretrainConfig:
     # the same budget in tokens (needs a dataset built with pretrain/data.py --word-boundaries jieba)
     masking: str = "token"
     gen_weight: float = 1.0
-    disc_weight: float = 50.0  # 0: masked-LM only, the discriminator is not run (pretrain/curve.py's control)
+    disc_weight: float = 50.0  # 0: masked-LM only, the discriminator is not run (pretrain/demo/curve.py's control)
     temperature: float = 1.0
     # "normal" (the official truncated-normal start) or "sinusoidal": the position embeddings start from a scaled
     # sine/cosine table (paddle_electra.pretraining.init_positions_sinusoidal); helps tiny models off the plateau
@@ -106,14 +106,8 @@ class PretrainConfig:
     # ------------------------------------------------------------------------------------------------------------
     @classmethod
     def load(cls, json_path: Optional[str] = None, overrides: Optional[dict] = None) -> "PretrainConfig":
-        """Defaults, then a JSON file, then `overrides` (already typed, e.g. from parse_flags)."""
-        values = {}
-        if json_path:
-            for key, value in read_json_file(json_path, "run config").items():
-                values[key] = check_value(key, value, source=json_path)
-        for key, value in (overrides or {}).items():
-            values[key] = check_value(key, value, source="flags")
-        return cls(**values)
+        """Defaults, then a JSON file (JSON's own types), then `overrides` (typed values, e.g. from parse_flags)."""
+        return runconfig.load(cls, json_path, overrides, what="run config")
 
     def resolve(self) -> "PretrainConfig":
         """Fill the per-size defaults and validate; returns a new config."""
@@ -220,34 +214,10 @@ def _apply(config: ElectraConfig, overrides: dict, what: str) -> ElectraConfig:
 _HINTS = field_types(PretrainConfig)
 
 
-def check_value(key: str, value, source: str):
-    """Type-check one JSON value against the field's type (ints are accepted for floats)."""
-    if key not in _HINTS:
-        raise ConfigError(f"{source}: unknown config key {key!r}{suggest(key, _HINTS)}")
-    return coerce(_HINTS[key], value, f"{source}: field {key!r}")
-
-
 def parse_flags(argv) -> tuple:
-    """`--key value`, `--key=value`, bare `--flag` for booleans (true) and `--resume` ("latest").
-
-    Returns (config_json_path or None, {field: typed value}); dashes in keys mean underscores."""
-    config_path, values = None, {}
-    for key, text in split_flags(argv):
-        key = key.replace("-", "_")
-        flag = f"--{key.replace('_', '-')}"
-        if key == "config":
-            if text is None:
-                raise ConfigError("--config needs a JSON file path")
-            config_path = text
-        elif key not in _HINTS:
-            raise ConfigError(f"unknown flag {flag}{suggest(key, _HINTS)}")
-        elif text is not None:
-            values[key] = coerce(_HINTS[key], text, f"flag {flag}", text=True)
-        elif _HINTS[key] is bool or key == "resume":  # a bare flag
-            values[key] = True if key != "resume" else "latest"
-        else:
-            raise ConfigError(f"flag {flag} needs a value")
-    return config_path, values
+    """(config_json_path or None, {field: typed value}) of `--key value`, `--key=value`, bare `--flag` for booleans
+    (true) and bare `--resume` ("latest"); dashes in keys mean underscores."""
+    return runconfig.read_flags(argv, _HINTS, bare={"resume": "latest"})
 
 
 def from_argv(argv) -> PretrainConfig:

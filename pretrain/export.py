@@ -8,13 +8,13 @@ The generator directory holds the shared embedding tables too, so each directory
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 
 import paddle_electra  # noqa: F401  (sets the CPU environment before paddle is imported)
 from paddle_electra.errors import ConfigError, command
+from paddle_electra.runconfig import ArgumentParser
 
 
 def export_model(model, tokenizer, out_dir: str) -> dict:
@@ -55,7 +55,7 @@ def export_checkpoint(checkpoint: str, out_dir: str) -> dict:
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", required=True, help="a checkpoint directory (OUTPUT/checkpoints/step-N), or "
                                                             "a run's output directory for its newest checkpoint")
     parser.add_argument("--out", required=True)

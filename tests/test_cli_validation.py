@@ -60,10 +60,16 @@ def ws(tmp_path_factory):
         (qa / f"{split}.json").write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
     (root / "predictions.json").write_text(json.dumps({"q1": chars[3]}), encoding="utf-8")
     (root / "not-a-dir").write_text("a file", encoding="utf-8")
+    # recipe files for the dataset builder's --config and a hub serving config with a top-level port
+    (root / "build-typo.json").write_text(json.dumps({"max_seq_len": 64}), encoding="utf-8")
+    (root / "build-text.json").write_text(json.dumps({"seed": "7"}), encoding="utf-8")  # JSON has types
+    (root / "serve-port.json").write_text(json.dumps({"modules_info": {"chinese-electra-small": {}}, "port": 99999}),
+                                          encoding="utf-8")
     return {"root": str(root), "data": str(root / "data"), "text": str(root / "text.txt"),
             "vocab": str(root / "vocab.txt"), "model": str(model), "sentiment": str(sentiment), "qa": str(qa),
             "pred": str(root / "predictions.json"), "file": str(root / "not-a-dir"), "out": str(root / "out"),
-            "missing": str(root / "does-not-exist")}
+            "missing": str(root / "does-not-exist"), "build_config_typo": str(root / "build-typo.json"),
+            "build_config_text": str(root / "build-text.json"), "serve_config_port": str(root / "serve-port.json")}
 
 
 def pretrain(*flags):
@@ -132,6 +138,11 @@ CASES = [
     ("build-output-exists", build()[:4] + ["{data}"] + build()[5:], r"overwrite", ()),
     ("build-negative-workers", build("--num-workers", "-2"), r"num.workers",
      ()),
+    ("build-options-text", build("--seed", "many"), r"field 'seed' must be an integer", ()),
+    ("build-lower-case-text", build("--do-lower-case", "maybe"), r"do_lower_case.*true or false", ()),
+    ("build-config-unknown-field", build("--config", "{build_config_typo}"), r"unknown field 'max_seq_len'.*max_seq_length",
+     ()),
+    ("build-config-bad-type", build("--config", "{build_config_text}"), r"field 'seed' must be an integer", ()),
     # ---- finetune/run.py --------------------------------------------------------------------------------------------
     ("finetune-batch-0", finetune("--train_batch_size", "0"), r"train_batch_size", ()),
     ("finetune-negative-epochs", finetune("--num_train_epochs", "-1"), r"num_train_epochs", ()),
@@ -180,10 +191,12 @@ CASES = [
     ("serve-unknown-module", serve("-m", "chinese-electra-xxl", "--port", "0"), r"chinese-electra-xxl", ()),
     ("serve-missing-config", serve("--config", "{missing}.json"), r"--config", ()),
     ("serve-hub-home-is-a-file", serve("-m", "chinese-electra-small", "--hub-home", "{file}"), r"--hub-home", ()),
-    # ---- pretrain.corpus, pretrain.evidence -------------------------------------------------------------------------
+    ("serve-config-port", serve("--config", "{serve_config_port}"), r"--port must be in \[0, 65535\], got 99999", ()),
+    ("serve-unknown-flag", serve("-m", "chinese-electra-small", "--max-batches", "4"), r"--max-batches", ()),
+    # ---- pretrain.corpus, pretrain.demo.evidence -------------------------------------------------------------------------
     ("corpus-missing-source", ["-m", "pretrain.corpus", "--out", "{out}/c", "--source", "{missing}.txt"],
      r"does-not-exist", ()),
-    ("evidence-not-a-results-file", ["-m", "pretrain.evidence", "{pred}"], r"predictions\.json", ()),
+    ("evidence-not-a-results-file", ["-m", "pretrain.demo.evidence", "{pred}"], r"predictions\.json", ()),
 ]
 
 
@@ -244,10 +257,29 @@ def test_every_command_shares_one_error_wrapper(capsys):
     with pytest.raises(KeyError):
         main("bug")
     # every command's main() goes through it (no private copies of the except-print-return-2 tail)
-    for path in ("pretrain/run.py", "pretrain/data.py", "pretrain/export.py", "pretrain/demo.py", "pretrain/curve.py",
-                 "pretrain/domain.py", "pretrain/evaluate.py",
+    for path in ("pretrain/run.py", "pretrain/data.py", "pretrain/export.py", "pretrain/demo/pipeline.py", "pretrain/demo/curve.py",
+                 "pretrain/demo/domain.py", "pretrain/evaluate.py",
                  "finetune/run.py", "finetune/evaluate.py", "converters/__main__.py",
                  "paddle_electra/hub/install.py", "paddle_electra/hub/serve.py"):
         source = open(os.path.join(REPO, path), encoding="utf-8").read()
         assert "@command\ndef main(" in source, path
         assert "return 2\n" not in source, path
+
+
+def test_every_command_parses_through_the_one_config_layer():
+    """paddle_electra.runconfig is the one command-line layer: every command's argparse parser is its
+    ArgumentParser (a bad command line is one `error:` line and exit status 2 through errors.command), every main()
+    is wrapped by errors.command, and no command keeps a parser subclass or a flags-to-config copy of its own."""
+    import glob
+    commands = []
+    for path in sorted(glob.glob(os.path.join(REPO, "**", "*.py"), recursive=True)):
+        rel = os.path.relpath(path, REPO)
+        if rel.startswith(("tests", ".venv", "build", "converters/tools")) or rel == "paddle_electra/runconfig.py":
+            continue
+        source = open(path, encoding="utf-8").read()
+        assert "argparse.ArgumentParser" not in source, f"{rel}: use paddle_electra.runconfig.ArgumentParser"
+        assert "def error(self" not in source, f"{rel}: a private one-line-error parser"
+        if "ArgumentParser(" in source:
+            commands.append(rel)
+            assert "@command\ndef main(" in source, f"{rel}: main() without errors.command"
+    assert len(commands) >= 20, commands

@@ -104,7 +104,8 @@ def test_one_typed_layer_reads_json_values_and_flag_text_alike():
 
     from finetune import config as fc
     from paddle_electra.runconfig import coerce, split_flags
-    from pretrain.config import PretrainConfig, check_value, parse_flags
+    from paddle_electra.runconfig import apply
+    from pretrain.config import PretrainConfig, parse_flags
 
     assert coerce(int, 2.0, "f") == 2 and coerce(int, "1e3", "f", text=True) == 1000
     assert coerce(float, 3, "f") == 3.0 and isinstance(coerce(float, "3", "f", text=True), float)
@@ -119,10 +120,10 @@ def test_one_typed_layer_reads_json_values_and_flag_text_alike():
     # the two configs agree on the same kind of field: an integer from a flag's text, an integral float from JSON
     assert parse_flags(["--max-steps", "20"])[1] == {"max_steps": 20}
     assert fc.resolve(fc_task(), flags=fc.parse_flags(["--num_train_epochs", "2"])).num_train_epochs == 2
-    assert check_value("max_steps", 20.0, "run.json") == 20
+    assert apply(PretrainConfig(), {"max_steps": 20.0}, "run.json").max_steps == 20
     assert fc.resolve(fc_task(), {"num_train_epochs": 2.0}).num_train_epochs == 2
     with pytest.raises(ConfigError, match=r"run.json: field 'warmup_steps' must be an integer, got '100'"):
-        check_value("warmup_steps", "100", "run.json")  # JSON has types: a string is not read as a number
+        apply(PretrainConfig(), {"warmup_steps": "100"}, "run.json")  # JSON has types: a string is not read as a number
     with pytest.raises(ConfigError, match=r"unknown flag --learning-rat \(did you mean 'learning_rate'\?\)"):
         parse_flags(["--learning-rat", "1"])
     assert PretrainConfig.load(None, {"max_steps": 5}).max_steps == 5
@@ -150,3 +151,41 @@ def test_json_files_are_read_by_one_reader_with_one_line_errors(tmp_path):
 def fc_task():
     from finetune.tasks import get_task
     return get_task("xnli")
+
+
+def test_builder_and_server_options_load_defaults_then_json_then_flags(tmp_path):
+    """The dataset builder's BuildOptions and the server's ServeOptions go through the same layer as the run configs:
+    defaults -> a JSON file -> `--field value` flags (argparse, add_fields), with the same type rules and messages."""
+    from paddle_electra.hub.serve import ServeOptions, read_serving_config
+    from paddle_electra.runconfig import ArgumentParser, add_fields, apply, field_flags, load
+    from pretrain.data import BuildOptions
+
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"max_seq_length": 64, "seed": 7, "segment_logic": "original"}), encoding="utf-8")
+    parser = ArgumentParser(prog="build")
+    add_fields(parser, BuildOptions)
+    args = parser.parse_args(["--seed", "9", "--do-lower-case", "false", "--short-seq-prob=0.2"])
+    options = load(BuildOptions, str(recipe), field_flags(args))
+    assert options == BuildOptions(max_seq_length=64, seed=9, segment_logic="original", do_lower_case=False,
+                                   short_seq_prob=0.2)
+    assert load(BuildOptions) == BuildOptions()  # no file, no flags: the defaults
+    with pytest.raises(ConfigError, match=r"build: unrecognized arguments: --sead"):
+        parser.parse_args(["--sead", "1"])  # argparse's own errors are ConfigErrors: one line via errors.command
+    with pytest.raises(ConfigError, match=r"command line: field 'seed' must be an integer, got 'x'"):
+        load(BuildOptions, None, field_flags(parser.parse_args(["--seed", "x"])))
+
+    config = tmp_path / "serving.json"
+    config.write_text(json.dumps({"modules_info": {"m": {}}, "port": 9000, "use_multiprocess": False}),
+                      encoding="utf-8")
+    modules, values = read_serving_config(str(config))
+    assert modules == {"m": {}} and values == {"port": 9000}  # hub serving's other keys are not ours
+    options = apply(apply(ServeOptions(), values, "serving.json"), {"max_batch": "8"}, "command line",
+                    read_strings=True).validate()
+    assert (options.port, options.max_batch, options.host) == (9000, 8, "127.0.0.1")
+    with pytest.raises(ConfigError, match=r"--max-pending must be >= 1, got 0"):
+        ServeOptions(max_pending=0).validate()
+
+    sub = ArgumentParser(prog="tool").add_subparsers(dest="command", required=True)
+    sub.add_parser("go").add_argument("--n", type=int, required=True)
+    with pytest.raises(ConfigError, match=r"tool go: the following arguments are required: --n"):
+        sub._name_parser_map["go"].parse_args([])

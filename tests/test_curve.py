@@ -1,4 +1,4 @@
-"""`python -m pretrain.curve` at CI size: ELECTRA and masked-LM pretrain side by side for each budget, each model and
+"""`python -m pretrain.demo.curve` at CI size: ELECTRA and masked-LM pretrain side by side for each budget, each model and
 one shared random-init control are fine-tuned with paired seeds, and curve.json / curve.md / curve.png report every
 point's gain with its interval. The masked-LM run never trains its discriminator and hands over a generator of the
 discriminator's width and depth."""
@@ -16,7 +16,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_curve_ci_run_reports_paired_gains_for_both_objectives(tmp_path):
     workdir = tmp_path / "curve"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    command = [sys.executable, "-m", "pretrain.curve", "--ci", "--minutes", "0.1", "0.2", "--seeds", "2",
+    command = [sys.executable, "-m", "pretrain.demo.curve", "--ci", "--minutes", "0.1", "0.2", "--seeds", "2",
                "--workdir", str(workdir)]
     proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -62,7 +62,7 @@ def test_variants_at_equal_steps_build_their_own_data_and_compare_paired(tmp_pat
     does the same steps, and each variant is compared with plain ELECTRA on the same fine-tuning seeds."""
     workdir = tmp_path / "variants"
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    base = [sys.executable, "-m", "pretrain.curve", "--ci", "--minutes", "0.05", "--seeds", "2", "--workdir",
+    base = [sys.executable, "-m", "pretrain.demo.curve", "--ci", "--minutes", "0.05", "--seeds", "2", "--workdir",
             str(workdir), "--objectives", "electra", "electra-wwm", "electra-original-segments"]
     proc = subprocess.run(base, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "--equal-steps" in proc.stderr
@@ -94,7 +94,7 @@ def test_variants_at_equal_steps_build_their_own_data_and_compare_paired(tmp_pat
 def test_all_rows_adds_every_label_budget_of_the_recipe():
     """--all-rows: the curve fine-tunes on every evidence row (e.g. the 4,000-review row whose baseline the demo has
     to beat), not only each task's low-label row."""
-    from pretrain import curve, demo
+    from pretrain.demo import curve, pipeline as demo
     recipe = demo.RECIPES["default"]
     low = curve.curve_rows(recipe)
     every = curve.curve_rows(recipe, all_rows=True)

@@ -80,7 +80,7 @@ def test_module_archive_and_installed_module(demo):
     installed = workdir / "hub_home" / "modules" / "chinese_electra_demo"
     assert (installed / "module.py").is_file() and (installed / "model.safetensors").is_file()
     # a model the user trained is not credited to HFL (only the 11 release modules are)
-    from pretrain.demo import DEMO_AUTHOR
+    from pretrain.demo.pipeline import DEMO_AUTHOR
     module_py = (installed / "module.py").read_text(encoding="utf-8")
     assert DEMO_AUTHOR in module_py and "ymcui" not in module_py
     # load it by name from the demo's own hub home, in a fresh process (hub reads HUB_HOME at import)
@@ -171,7 +171,7 @@ def test_ctrl_c_during_pretraining_then_rerun_continues(tmp_path, processes):
     processes (the default recipe's paddle.distributed.launch) the launcher forwards the stop to both ranks."""
     workdir = tmp_path / "w"
     # the CI recipe, but with a schedule long enough that only the time budget (30 s) ends pretraining
-    code = ("import sys, dataclasses; from pretrain import demo; r = demo.RECIPES['ci']; "
+    code = ("import sys, dataclasses; from pretrain.demo import pipeline as demo; r = demo.RECIPES['ci']; "
             "demo.RECIPES['ci'] = dataclasses.replace(r, minutes=0.5, pretrain_processes=int(sys.argv[2]), "
             "pretrain=dict(r.pretrain, num_train_steps=100000, save_every=1000)); "
             "sys.exit(demo.main(['--ci', '--workdir', sys.argv[1]]))")

@@ -1,4 +1,4 @@
-"""`python -m pretrain.domain` at toy size: the CAIL split keeps evaluation facts out of the pretraining text, both
+"""`python -m pretrain.demo.domain` at toy size: the CAIL split keeps evaluation facts out of the pretraining text, both
 continued runs start from the general model with the same steps, and every comparison is paired on the same seeds."""
 import json
 import os
@@ -52,7 +52,7 @@ def test_domain_run_at_toy_size(general, tmp_path):
     (cail / "accu.txt").write_text("\n".join(CRIMES) + "\n", encoding="utf-8")
     workdir = tmp_path / "domain"
     env = dict(os.environ, PYTHONPATH=REPO)
-    proc = _run(["-m", "pretrain.domain", "--general", str(general), "--cail-dir", str(cail), "--steps", "3",
+    proc = _run(["-m", "pretrain.demo.domain", "--general", str(general), "--cail-dir", str(cail), "--steps", "3",
                  "--seeds", "2", "--workdir", str(workdir)], env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((workdir / "domain.json").read_text())
@@ -76,6 +76,6 @@ def test_domain_run_at_toy_size(general, tmp_path):
     assert result["baseline"]["metric"] == "accuracy"
     assert "| general+legal | general+general |" in (workdir / "domain.md").read_text()
     # bad input: one line, exit code 2
-    proc = _run(["-m", "pretrain.domain", "--general", str(tmp_path / "nothing"), "--cail-dir", str(cail),
+    proc = _run(["-m", "pretrain.demo.domain", "--general", str(tmp_path / "nothing"), "--cail-dir", str(cail),
                  "--workdir", str(tmp_path / "w2")], env, timeout=120)
     assert proc.returncode == 2 and "pretrain/export/discriminator is missing" in proc.stderr

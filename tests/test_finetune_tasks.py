@@ -102,7 +102,13 @@ def test_config_rejects_unknown_keys_and_bad_values():
         fc.finalize(fc.resolve(task, flags={"warmup_proportion": "1.5"}), task, "small")
     with pytest.raises(ConfigError, match="expected --key value"):
         fc.parse_flags(["learning_rate", "1e-4"])
-    assert fc.parse_flags(["--a=1", "--b", "2", "--c"]) == {"a": "1", "b": "2", "c": "true"}
+    # flags are read by the same typed layer as pretrain/run.py's: official names, a bare boolean is true
+    assert fc.parse_flags(["--learning_rate=1e-4", "--seeds", "2", "--do-train"]) == \
+        {"learning_rate": 1e-4, "num_trials": 2, "do_train": True}
+    with pytest.raises(ConfigError, match=r"unknown flag --learning-rat \(did you mean 'learning_rate'\?\)"):
+        fc.parse_flags(["--learning-rat", "1"])
+    with pytest.raises(ConfigError, match="flag --seed needs a value"):
+        fc.parse_flags(["--seed"])
 
 
 def test_the_seed_params_cmrc2018_json_loads_despite_its_trailing_comma(tmp_path):

@@ -214,7 +214,7 @@ def test_packager_refuses_bad_model_dirs(model_dir, tmp_path):
 
 
 def test_packager_takes_your_own_model_under_its_own_name(model_dir, hub_home, hub, tmp_path):
-    """Any model directory packages under a name of its own with --description (pretrain/demo.py's module is built
+    """Any model directory packages under a name of its own with --description (pretrain/demo/pipeline.py's module is built
     this way); the summary's shape and parameter count come from the directory, and it installs and loads."""
     from paddle_electra.hub.package import main, package
     from paddle_electra.hub.install import install

@@ -75,7 +75,7 @@ def test_pretraining_shares_all_embeddings_and_counts_parameters_once():
 
 
 def test_masked_lm_only_objective_skips_the_discriminator():
-    """disc_weight 0 (pretrain.curve's masked-LM control): the loss is the generator's, the discriminator's own
+    """disc_weight 0 (pretrain.demo.curve's masked-LM control): the loss is the generator's, the discriminator's own
     layers get no gradient, the shared embeddings still do."""
     paddle.seed(1)
     model = ElectraForPretraining(TINY, TINY, special_ids=[0, 1, 2, 3], mask_token_id=3, disc_weight=0.0)

@@ -103,7 +103,7 @@ def test_json_values_are_type_checked(tmp_path):
     with pytest.raises(ConfigError, match="warmup_steps"):
         PretrainConfig.load(str(path))
     path.write_text(json.dumps({"warmup_stepz": 100}))
-    with pytest.raises(ConfigError, match="unknown config key 'warmup_stepz'"):
+    with pytest.raises(ConfigError, match="unknown field 'warmup_stepz'"):
         PretrainConfig.load(str(path))
 
 
@@ -221,7 +221,7 @@ def learned(tmp_path_factory):
     and its control, the same run stopped after its first step, whose learning rate is 0 (the official schedule
     starts at 0): the initial weights, evaluated on the same held-out examples with the same masks and samples."""
     from finetune.tasks.peoples_daily_pos import is_dev_line
-    from pretrain.demo import add_review_text
+    from pretrain.demo.pipeline import add_review_text
     root = tmp_path_factory.mktemp("learn")
     corpus.write_corpus(str(root), heldout_fraction=0.05, exclude=is_dev_line)
     add_review_text(str(root / "train.txt"))
@@ -281,7 +281,7 @@ def test_pretrained_model_beats_random_init(learned, tmp_path):
     settings on People's Daily POS tagging with 500 labelled sentences (the low-label regime, where the gain is
     large), 5 paired seeds (same head initialisation and data order). The claim is the interval's: the 95% t
     interval of the per-seed gains lies above 0. Why this row and this protocol: pretrain/README.md ("Evidence")."""
-    from pretrain.evidence import paired_gain
+    from pretrain.demo.evidence import paired_gain
     scores = {}
     for init in ("pretrained", "random_init"):
         out = tmp_path / init

