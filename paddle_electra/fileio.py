@@ -114,6 +114,18 @@ def read_bytes(path) -> bytes:
         raise DataError(f"cannot read file: {e.strerror}", path=path) from None
 
 
+def utf8_lines(path):
+    """(line number, line) of a text file read as UTF-8 line by line (the line keeps its newline); bytes that do not
+    decode are a DataError naming the file, the line and the byte."""
+    from .errors import DataError
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise DataError(f"invalid UTF-8 at byte {e.start} of the line", path=path, line=number) from None
+
+
 def read_json_file(path, what="JSON file", *, trailing_commas=False, require_object=True, error=None):
     """The parsed JSON of `path`, or one line naming the file (`error`, default ConfigError): not found, unreadable,
     not UTF-8, invalid JSON (with its line), not an object (unless `require_object` is false). `trailing_commas`

@@ -44,7 +44,8 @@ from tokenizers.models import WordPiece
 from tokenizers.trainers import WordPieceTrainer
 
 from .errors import ConfigError, DataError, WeightsError
-from .fileio import MANIFEST_NAME, read_json_file, update_manifest, verify_manifest, write_json, write_text
+from .fileio import (MANIFEST_NAME, read_json_file, update_manifest, utf8_lines, verify_manifest, write_json,
+                     write_text)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 VOCAB_NAME, CONFIG_NAME = "vocab.txt", "tokenizer_config.json"
@@ -435,14 +436,9 @@ def _lines(files):
     for path in files:
         if not os.path.isfile(path):
             raise DataError("corpus file not found", path=path)
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, 1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(f"invalid UTF-8 at byte {e.start} of the line", path=path, line=number) from None
-                if line.strip():
-                    yield line
+        for _, line in utf8_lines(path):
+            if line.strip():
+                yield line
 
 
 def build_vocab(files, vocab_size, output_path, min_frequency=2, lowercase=True, limit_alphabet=None):

@@ -28,7 +28,7 @@ import sys
 from typing import Iterator, List
 
 from paddle_electra.errors import DataError, command
-from paddle_electra.fileio import write_text
+from paddle_electra.fileio import utf8_lines, write_text
 from paddle_electra.runconfig import ArgumentParser
 
 SENTENCE_END = set("。！？…”’」』：；!?")
@@ -87,25 +87,20 @@ def read_articles(path: str, exclude=None) -> Iterator[List[str]]:
     `exclude(raw_line)`: True drops that line (tags still on, stripped of surrounding whitespace) as if absent."""
     article: List[str] = []
     previous_is_body = False
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DataError(f"invalid UTF-8 at byte {e.start}", path=path, line=number) from None
-            if exclude is not None and line.strip() and exclude(line.strip()):
-                continue
-            text = strip_tags(line)
-            if not text:
-                continue
-            is_body = ends_like_sentence(text)
-            if is_body is None:
-                is_body = previous_is_body
-            if article and not is_body and previous_is_body:
-                yield article
-                article = []
-            article.append(text)
-            previous_is_body = is_body
+    for _, line in utf8_lines(path):
+        if exclude is not None and line.strip() and exclude(line.strip()):
+            continue
+        text = strip_tags(line)
+        if not text:
+            continue
+        is_body = ends_like_sentence(text)
+        if is_body is None:
+            is_body = previous_is_body
+        if article and not is_body and previous_is_body:
+            yield article
+            article = []
+        article.append(text)
+        previous_is_body = is_body
     if article:
         yield article
 

@@ -114,20 +114,26 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
 # =====================================================================================================================
 # pretraining checkpoints
 # =====================================================================================================================
+def _tiny_tokenizer_and_config(vocab_path):
+    """A 50-token vocab written at vocab_path, its tokenizer, and a one-layer 16-wide discriminator config for it."""
+    from paddle_electra import preset
+    from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer
+    vocab_path.write_text("\n".join(list(SPECIAL_TOKENS) + [chr(0x4E00 + i) for i in range(45)]) + "\n",
+                          encoding="utf-8")
+    config = preset("tiny").replace(vocab_size=50, hidden_size=16, intermediate_size=32, embedding_size=8,
+                                    num_hidden_layers=1, num_attention_heads=2)
+    return ElectraTokenizer(str(vocab_path)), config
+
+
 @pytest.fixture(scope="module")
 def pretrain_checkpoints(tmp_path_factory):
     """Two checkpoints (steps 1 and 2) of a tiny ElectraForPretraining with its optimizer and tokenizer."""
     from paddle_electra import preset
     from paddle_electra.optim import build_optimizer, linear_warmup_decay
     from paddle_electra.pretraining import ElectraForPretraining
-    from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer
     from pretrain.checkpoint import save_checkpoint
     root = tmp_path_factory.mktemp("ckpt")
-    (root / "vocab.txt").write_text("\n".join(list(SPECIAL_TOKENS) + [chr(0x4E00 + i) for i in range(45)]) + "\n",
-                                    encoding="utf-8")
-    tokenizer = ElectraTokenizer(str(root / "vocab.txt"))
-    disc = preset("tiny").replace(vocab_size=50, hidden_size=16, intermediate_size=32, embedding_size=8,
-                                  num_hidden_layers=1, num_attention_heads=2)
+    tokenizer, disc = _tiny_tokenizer_and_config(root / "vocab.txt")
     gen = preset("tiny", "generator").replace(vocab_size=50, hidden_size=8, intermediate_size=16, embedding_size=8,
                                               num_hidden_layers=1, num_attention_heads=1)
     paddle.seed(1)
@@ -186,15 +192,9 @@ def test_damaged_pretraining_checkpoint_is_refused_by_name(pretrain_checkpoints,
 # =====================================================================================================================
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from paddle_electra import preset
     from paddle_electra.modeling import ElectraDiscriminator
-    from paddle_electra.tokenizer import SPECIAL_TOKENS, ElectraTokenizer
     root = tmp_path_factory.mktemp("model")
-    (root / "vocab-src.txt").write_text("\n".join(list(SPECIAL_TOKENS) + [chr(0x4E00 + i) for i in range(45)]) + "\n",
-                                        encoding="utf-8")
-    tokenizer = ElectraTokenizer(str(root / "vocab-src.txt"))
-    config = preset("tiny").replace(vocab_size=50, hidden_size=16, intermediate_size=32, embedding_size=8,
-                                    num_hidden_layers=1, num_attention_heads=2)
+    tokenizer, config = _tiny_tokenizer_and_config(root / "vocab-src.txt")
     paddle.seed(2)
     ElectraDiscriminator(config).save_pretrained(str(root / "model"), tokenizer=tokenizer)
     return root / "model"
