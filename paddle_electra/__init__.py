@@ -7,6 +7,7 @@ from . import env as _env
 
 if not _env.paddle_already_imported():
     _env.configure()
+_env.tune_malloc()  # works at any time: it governs allocations from now on
 
 from .config import ElectraConfig, preset, generator_config  # noqa: E402  (no paddle import)
 from .errors import ElectraError, ConfigError, WeightsError, DataError  # noqa: E402

@@ -10,9 +10,35 @@ training step 1.30x slower at the demo's shape and 1.50x at the official small s
 (`python -m bench.profile_step`, bench/results/profile_step*.md). Without them every op sees contiguous tensors, as
 in Paddle 2.5 and earlier; the results are the same numbers. Set through the environment before Paddle is imported,
 and with paddle.set_flags when Paddle came first (`apply_paddle_flags`, called where paddle_electra imports Paddle).
+
+glibc's malloc hands every block over 128 KiB (later: over the size of the last such block freed) straight to mmap
+and gives it back on free, so each new activation or gradient tensor of a training step starts as fresh pages, and
+on this VM the page faults cost more than the arithmetic: a same-shape add of 4,096 x 1,024 floats took 5.6 ms
+instead of 0.26, a 4,096 x 256 x 1,024 matmul with its backward 55 ms instead of 35 (`python -m bench.profile_ops`).
+`tune_malloc` keeps blocks up to 32 MiB (glibc's ceiling) on the heap and freed memory in the process
+(mallopt; the same as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ / MALLOC_TOP_PAD_, which a user's own
+settings of win over), at the price of a resident size that stays at its peak.
 """
+import ctypes
 import os
 import sys
+
+M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc malloc.h
+MALLOC_SETTINGS = {M_MMAP_THRESHOLD: 32 << 20, M_TRIM_THRESHOLD: 1 << 30, M_TOP_PAD: 256 << 20}
+_MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+
+
+def tune_malloc() -> bool:
+    """glibc malloc settings for a training process (see the module docstring); False where not applied (not glibc,
+    the user set malloc options, or PADDLE_ELECTRA_NO_ENV=1)."""
+    if os.environ.get("PADDLE_ELECTRA_NO_ENV") == "1" or not sys.platform.startswith("linux") or \
+            any(name in os.environ for name in _MALLOC_ENV):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return all(libc.mallopt(option, value) == 1 for option, value in MALLOC_SETTINGS.items())
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
 
 
 def _is_amd_cpu() -> bool:

@@ -35,14 +35,47 @@ def activation(name: str):
     raise ValueError(f"unsupported activation {name!r}")
 
 
-def linear(in_features: int, out_features: int, std: Optional[float]) -> nn.Linear:
+class _LinearWithMatmulBiasGrad(paddle.autograd.PyLayer):
+    """x @ W + b whose backward takes the bias gradient as a matrix product, ones(1, rows) @ dy. Paddle's CPU
+    backward of the broadcast add reduces dy with a generic kernel: 30 ms for a 4,096 x 1,024 gradient on the
+    development machine against 0.3 ms as a matmul, and the AddGrad nodes were 21% of the fine-tuning step
+    (bench/results/profile_finetune-small.md). The forward is F.linear itself (the same numbers); the gradients
+    differ from the plain op's only in float summation order."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        return F.linear(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensor()
+        rows = dy.reshape([-1, dy.shape[-1]])
+        dx = paddle.matmul(dy, weight, transpose_y=True)
+        dw = paddle.matmul(x.reshape([-1, x.shape[-1]]), rows, transpose_x=True)
+        db = paddle.matmul(paddle.ones([1, rows.shape[0]], dtype=rows.dtype), rows).reshape([-1])
+        return dx, dw, db
+
+
+class Linear(nn.Linear):
+    """nn.Linear (the same parameters and state-dict names) with the CPU training backward above; on GPU, under
+    to_static (export), or when no gradient is needed it is the plain op."""
+
+    def forward(self, x):
+        if (paddle.in_dynamic_mode() and paddle.is_grad_enabled() and not on_gpu(x) and self.bias is not None
+                and not (x.stop_gradient or self.weight.stop_gradient or self.bias.stop_gradient)):
+            return _LinearWithMatmulBiasGrad.apply(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
+
+
+def linear(in_features: int, out_features: int, std: Optional[float]) -> Linear:
     """Linear with truncated-normal(std) weights (the official encoder init); std=None keeps Paddle's Xavier default,
     which is the TF glorot-uniform default the official code uses for its output layers."""
     weight_attr = None
     if std is not None:
         weight_attr = paddle.ParamAttr(initializer=nn.initializer.TruncatedNormal(mean=0.0, std=std, a=-2 * std, b=2 * std))
-    return nn.Linear(in_features, out_features, weight_attr=weight_attr,
-                     bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
+    return Linear(in_features, out_features, weight_attr=weight_attr,
+                  bias_attr=paddle.ParamAttr(initializer=nn.initializer.Constant(0.0)))
 
 
 def on_gpu(x) -> bool:

@@ -192,3 +192,33 @@ def test_mean_pooling_head_averages_real_tokens_only(tmp_path):
     np.testing.assert_array_equal(loaded(ids, types, mask).numpy(), logits)
     with pytest.raises(ValueError, match="pooling must be one of"):
         ElectraForSequenceClassification(TINY, pooling="max")
+
+
+def test_linear_with_matmul_bias_gradient_matches_the_plain_op():
+    """modeling.Linear's CPU training backward (bias gradient as ones @ dy) against F.linear's: the same forward to
+    the bit, gradients of x, W and b equal up to float summation order, for 2-D and 3-D inputs; the plain op where
+    no gradient is needed; and the parameters keep nn.Linear's names."""
+    import paddle.nn.functional as F
+
+    from paddle_electra.modeling import Linear, linear
+    paddle.seed(3)
+    layer = linear(24, 40, 0.02)
+    assert isinstance(layer, Linear) and sorted(layer.state_dict()) == ["bias", "weight"]
+    with paddle.no_grad():
+        layer.bias.set_value(paddle.randn([40]))
+    for shape in ([7, 24], [3, 5, 24]):
+        x = paddle.randn(shape)
+        x.stop_gradient = False
+        dy = paddle.randn(shape[:-1] + [40])
+        grads = []
+        for forward in (lambda: layer(x), lambda: F.linear(x, layer.weight, layer.bias)):
+            y = forward()
+            y.backward(dy)
+            grads.append((y.numpy(), x.grad.numpy(), layer.weight.grad.numpy(), layer.bias.grad.numpy()))
+            x.clear_gradient()
+            layer.clear_gradients()
+        np.testing.assert_array_equal(grads[0][0], grads[1][0])
+        for ours, plain in zip(grads[0][1:], grads[1][1:]):
+            np.testing.assert_allclose(ours, plain, rtol=1e-5, atol=1e-6)
+    with paddle.no_grad():  # inference: the plain op, no PyLayer node
+        np.testing.assert_array_equal(layer(x).numpy(), F.linear(x, layer.weight, layer.bias).numpy())

@@ -93,3 +93,24 @@ def test_profile_script_reports_the_fine_tuning_step(tmp_path, monkeypatch):
     report = out.read_text(encoding="utf-8")
     assert report.startswith("# One fine-tuning step") and "| backward |" in report and "| optimizer |" in report
     assert "Operator Summary" in report
+
+
+def test_malloc_tuning_and_the_op_profile(capsys):
+    """env.tune_malloc applies on glibc (the import already did; applying again is harmless) and steps aside for a
+    user's malloc settings; bench.profile_ops times the single operations behind the step's speed-ups, in two child
+    processes (glibc defaults, tuned)."""
+    import os
+    import subprocess
+    import sys
+
+    from paddle_electra import env
+    assert env.tune_malloc() is True
+    probe = "from paddle_electra import env; print(env.tune_malloc())"
+    for extra, expected in (({"MALLOC_TOP_PAD_": "0"}, "False"), ({"PADDLE_ELECTRA_NO_ENV": "1"}, "False")):
+        out = subprocess.run([sys.executable, "-c", probe], env=dict(os.environ, **extra), capture_output=True,
+                             text=True, check=True).stdout.strip().splitlines()[-1]
+        assert out == expected, extra
+    from bench.profile_ops import main
+    assert main(["--rows", "64", "--width", "32", "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "| glibc default | tune_malloc |" in table and "| modeling.Linear, forward + backward |" in table
