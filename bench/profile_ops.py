@@ -18,27 +18,19 @@ import os
 import subprocess
 import sys
 
+from bench import common
 from paddle_electra.errors import command
 from paddle_electra.runconfig import ArgumentParser
 
 
 def child(rows: int, width: int, repeats: int) -> dict:
-    import time
-
-    import numpy as np
     import paddle
     import paddle.nn.functional as F
 
     from paddle_electra.modeling import linear
 
     def median_ms(fn):
-        fn()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return round(float(np.median(times)) * 1e3, 3)
+        return round(common.time_repeats(fn, 1, repeats)["median_s"] * 1e3, 3)
 
     paddle.seed(0)
     a, dy = paddle.randn([rows, width]), paddle.randn([rows, width])
